@@ -1,0 +1,71 @@
+//! The classifier: manifest + model, pixels in, ranked classes out.
+
+use crate::error::{Error, Result};
+use crate::labels::{self, Class};
+use crate::manifest::Manifest;
+use crate::model::Model;
+use crate::preprocess::{self, Recipe, Rgba};
+use crate::scores::{self, Prediction};
+
+/// A loaded model ready to classify any number of images. Loading is the slow part; do it once.
+#[derive(Debug)]
+pub struct Classifier {
+    manifest: Manifest,
+    recipe: Recipe,
+    model: Model,
+}
+
+impl Classifier {
+    /// The model and manifest compiled into this crate.
+    #[cfg(feature = "embed")]
+    pub fn embedded() -> Result<Classifier> {
+        Classifier::from_bytes(crate::embedded::MODEL, crate::embedded::MANIFEST)
+    }
+
+    /// A model from its ONNX bytes and its manifest.json text.
+    pub fn from_bytes(model: &[u8], manifest_json: &str) -> Result<Classifier> {
+        let manifest = Manifest::from_json(manifest_json)?;
+        if manifest.num_classes != labels::imagenet1k().len() {
+            return Err(Error::Manifest(format!("{} classes, but the labels are ImageNet-1k's", manifest.num_classes)));
+        }
+        let model = Model::from_onnx(model, &manifest.input.shape, manifest.num_classes)?;
+        Ok(Classifier { recipe: Recipe::from(&manifest), manifest, model })
+    }
+
+    /// A model folder as tools/build_model.py writes it: manifest.json and the model file it names.
+    pub fn from_dir(dir: &std::path::Path) -> Result<Classifier> {
+        let read = |p: std::path::PathBuf| std::fs::read(&p).map_err(|e| Error::Model(format!("{}: {e}", p.display())));
+        let manifest_json = String::from_utf8(read(dir.join("manifest.json"))?)
+            .map_err(|e| Error::Manifest(format!("manifest.json is not UTF-8: {e}")))?;
+        let manifest = Manifest::from_json(&manifest_json)?;
+        Classifier::from_bytes(&read(dir.join(&manifest.model_file))?, &manifest_json)
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The preprocessed input tensor for an image (NCHW f32), as the network sees it.
+    pub fn preprocess(&self, image: Rgba) -> Result<Vec<f32>> {
+        preprocess::preprocess(image, &self.recipe)
+    }
+
+    /// Raw logits for an already preprocessed input.
+    pub fn logits(&self, input: Vec<f32>) -> Result<Vec<f32>> {
+        self.model.run(input)
+    }
+
+    /// Probabilities of all classes, in index order.
+    pub fn scores(&self, image: Rgba) -> Result<Vec<f32>> {
+        Ok(scores::softmax(&self.logits(self.preprocess(image)?)?))
+    }
+
+    /// The `k` most likely classes, best first.
+    pub fn classify(&self, image: Rgba, k: usize) -> Result<Vec<Prediction>> {
+        Ok(scores::top_k(&self.scores(image)?, self.classes(), k))
+    }
+
+    pub fn classes(&self) -> &'static [Class] {
+        labels::imagenet1k()
+    }
+}

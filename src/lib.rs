@@ -1,0 +1,35 @@
+//! wrn-wasm: an ImageNet-1k classifier (Wide-ResNet-50-2, weight-only int8) run by tract, for native code and
+//! WebAssembly alike. This crate's core knows nothing of the browser:
+//!
+//! RGBA8 pixels -> [`preprocess`] (Pillow's resize, centre crop, mean/std) -> [`model`] (tract plan) ->
+//! [`scores`] (softmax, top-k with [`labels`]).
+
+mod classifier;
+#[cfg(feature = "embed")]
+mod embedded;
+mod error;
+mod fold_weights;
+pub mod labels;
+pub mod manifest;
+pub mod model;
+pub mod preprocess;
+pub mod resample;
+pub mod scores;
+
+pub use classifier::Classifier;
+pub use error::{Error, Result};
+pub use manifest::Manifest;
+pub use preprocess::Rgba;
+pub use scores::Prediction;
+
+/// The manifest.json text compiled into this crate.
+#[cfg(feature = "embed")]
+pub fn embedded_manifest() -> &'static str {
+    embedded::MANIFEST
+}
+
+/// The model bytes compiled into this crate.
+#[cfg(feature = "embed")]
+pub fn embedded_model() -> &'static [u8] {
+    embedded::MODEL
+}

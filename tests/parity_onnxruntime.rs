@@ -1,0 +1,59 @@
+//! tract's logits equal onnxruntime's on the same model file and the same input tensor (max abs diff <= 1e-4),
+//! for the embedded weight-only int8 model and for the fp32 model built from the same weights.
+
+mod common;
+
+use common::*;
+use wrn_wasm::{Classifier, Manifest, Rgba};
+
+const TOLERANCE: f32 = 1e-4;
+
+fn inputs(classifier: &Classifier) -> Vec<(&'static str, Vec<f32>)> {
+    ["chelsea.png", "rocket.jpg"]
+        .into_iter()
+        .map(|name| {
+            let (rgba, w, h) = load_rgba(&sample(name));
+            (name, classifier.preprocess(Rgba::new(&rgba, w, h).unwrap()).unwrap())
+        })
+        .collect()
+}
+
+fn check_against_onnxruntime(label: &str, classifier: &Classifier, model_path: &std::path::Path) {
+    let dir = scratch(&format!("parity_{label}"));
+    let inputs = inputs(classifier);
+    let mut files = Vec::new();
+    for (name, x) in &inputs {
+        let path = dir.join(format!("{name}.f32"));
+        write_f32(&path, x);
+        files.push(path);
+    }
+    let mut args: Vec<&std::path::Path> = vec![model_path];
+    args.extend(files.iter().map(|p| p.as_path()));
+    run_reference("ort_logits.py", &args);
+    for ((name, x), path) in inputs.into_iter().zip(&files) {
+        let reference = read_f32(&path.with_extension("logits.f32"));
+        let ours = classifier.logits(x).unwrap();
+        let diff = max_abs_diff(&ours, &reference);
+        let spread = reference.iter().copied().fold(f32::MIN, f32::max) - reference.iter().copied().fold(f32::MAX, f32::min);
+        eprintln!("{label} {name}: max |tract - onnxruntime| = {diff:e} (logit range {spread})");
+        assert!(diff <= TOLERANCE, "{label} {name}: tract differs from onnxruntime by {diff}");
+        assert!(spread > 0.1, "{label} {name}: logits are nearly constant, the comparison would prove little");
+    }
+}
+
+#[test]
+fn int8_logits_match_onnxruntime() {
+    let manifest = Manifest::from_json(wrn_wasm::embedded_manifest()).unwrap();
+    let classifier = Classifier::embedded().unwrap();
+    check_against_onnxruntime("int8", &classifier, &root().join("model").join(&manifest.model_file));
+}
+
+#[test]
+fn fp32_logits_match_onnxruntime() {
+    let manifest = Manifest::from_json(wrn_wasm::embedded_manifest()).unwrap();
+    let fp32 = manifest.extra.get("fp32_model_file").and_then(|v| v.as_str())
+        .expect("model/manifest.json has no fp32 model: tools/test builds it with tools/build_model.py --fp32");
+    let path = root().join("model").join(fp32);
+    let classifier = Classifier::from_bytes(&std::fs::read(&path).unwrap(), wrn_wasm::embedded_manifest()).unwrap();
+    check_against_onnxruntime("fp32", &classifier, &path);
+}

@@ -1,0 +1,63 @@
+//! Bad input gives a clear error, never a panic, and the same classifier keeps classifying afterwards.
+
+mod common;
+
+use common::*;
+use wrn_wasm::{Classifier, Error, Rgba};
+
+fn good_scores(c: &Classifier, rgba: &[u8], w: u32, h: u32) -> Vec<f32> {
+    c.scores(Rgba::new(rgba, w, h).unwrap()).unwrap()
+}
+
+#[test]
+fn bad_images_are_errors_and_the_classifier_still_works() {
+    let classifier = Classifier::embedded().unwrap();
+    let (rgba, w, h) = load_rgba(&sample("coffee.png"));
+    let before = good_scores(&classifier, &rgba, w, h);
+
+    let bad: Vec<(&str, Result<Rgba, Error>)> = vec![
+        ("length not width*height*4", Rgba::new(&rgba[1..], w, h)),
+        ("zero width", Rgba::new(&[], 0, 10)),
+        ("zero height", Rgba::new(&[], 10, 0)),
+        ("100000 x 100000", Rgba::new(&rgba, 100_000, 100_000)),
+        ("RGB instead of RGBA", Rgba::new(&rgba[..(w * h * 3) as usize], w, h)),
+    ];
+    for (what, result) in bad {
+        let err = result.expect_err(what);
+        assert!(matches!(err, Error::InvalidImage(_)), "{what}: {err}");
+        assert!(err.to_string().starts_with("invalid image: "), "{what}: {err}");
+    }
+
+    let after = good_scores(&classifier, &rgba, w, h);
+    assert_eq!(before, after, "an error changed what the classifier computes");
+}
+
+#[test]
+fn bad_model_bytes_are_errors() {
+    let model = wrn_wasm::embedded_model();
+    let manifest = wrn_wasm::embedded_manifest();
+    let mut garbage_head = model[..4096].to_vec();
+    garbage_head.iter_mut().for_each(|b| *b = b.wrapping_mul(31).wrapping_add(7));
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("empty", vec![]),
+        ("truncated to half", model[..model.len() / 2].to_vec()),
+        ("truncated to 100 bytes", model[..100].to_vec()),
+        ("garbage", noise(1 << 16, 3)),
+        ("scrambled header", garbage_head),
+    ];
+    for (what, bytes) in cases {
+        match Classifier::from_bytes(&bytes, manifest) {
+            Err(Error::Model(msg)) => assert!(!msg.is_empty(), "{what}"),
+            Err(e) => panic!("{what}: unexpected error kind {e}"),
+            Ok(_) => panic!("{what}: a corrupt model loaded"),
+        }
+    }
+    let bad_manifests = [("not JSON", "{"), ("missing fields", "{}")];
+    for (what, m) in bad_manifests {
+        assert!(matches!(Classifier::from_bytes(model, m), Err(Error::Manifest(_))), "{what}");
+    }
+    // After all of that, a good load still works.
+    let (rgba, w, h) = load_rgba(&sample("chelsea.png"));
+    let c = Classifier::from_bytes(model, manifest).unwrap();
+    assert_eq!(c.classify(Rgba::new(&rgba, w, h).unwrap(), 5).unwrap().len(), 5);
+}
