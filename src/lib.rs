@@ -15,6 +15,8 @@ pub mod model;
 pub mod preprocess;
 pub mod resample;
 pub mod scores;
+#[cfg(target_arch = "wasm32")]
+pub mod web;
 
 pub use classifier::Classifier;
 pub use error::{Error, Result};

@@ -62,3 +62,16 @@ impl Model {
         &self.input_shape
     }
 }
+
+/// Runs matrix products on `n` threads from now on (1: single-threaded). Results are the same bit for bit: tract splits
+/// the work by output panels, never a dot product. In wasm the threads are wasm-bindgen-rayon's pool, which JS must
+/// have started with `initThreadPool` first.
+#[cfg(feature = "threads")]
+pub fn use_threads(n: usize) {
+    use tract_linalg::multithread::{Executor, set_default_executor};
+    set_default_executor(match n {
+        0 | 1 => Executor::SingleThread,
+        _ if cfg!(target_arch = "wasm32") => Executor::RayonGlobal,
+        _ => Executor::multithread(n),
+    });
+}

@@ -140,3 +140,12 @@ fn eval_reports_top1_top5_of_a_labelled_folder() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not an ImageNet-1k WordNet ID"));
 }
+
+#[test]
+fn threads_give_identical_results() {
+    let photo = sample("chelsea.png");
+    let one = json_lines(&cli(&["--json", "--top", "1000", "--threads", "1", photo.to_str().unwrap()]));
+    let two = json_lines(&cli(&["--json", "--top", "1000", "--threads", "2", photo.to_str().unwrap()]));
+    assert_eq!(scores(&one[0]), scores(&two[0]));
+    assert_eq!(cli(&["--threads", "0", photo.to_str().unwrap()]).status.code(), Some(2));
+}

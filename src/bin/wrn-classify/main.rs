@@ -10,25 +10,28 @@ use std::time::Instant;
 use serde_json::json;
 use wrn_wasm::{Classifier, Rgba};
 
-const USAGE: &str = "usage: wrn-classify [--top K] [--json] [--model DIR] IMAGE...
-       wrn-classify [--json] [--model DIR] --eval DIR
+const USAGE: &str = "usage: wrn-classify [--top K] [--json] [--model DIR] [--threads N] IMAGE...
+       wrn-classify [--json] [--model DIR] [--threads N] --eval DIR
 
   IMAGE        JPEG, PNG, WebP or GIF; EXIF orientation is applied
   --top K      how many classes to print (default 5)
   --json       one JSON object per line instead of text
   --model DIR  a folder written by tools/build_model.py (default: the model embedded in this binary)
-  --eval DIR   top-1/top-5 accuracy on DIR/<wnid>/<images> (ImageNet's validation layout)";
+  --eval DIR   top-1/top-5 accuracy on DIR/<wnid>/<images> (ImageNet's validation layout)
+  --threads N  threads for inference (default: all cores; results are identical for any N)";
 
 struct Args {
     top: usize,
     json: bool,
     model: Option<PathBuf>,
     eval: Option<PathBuf>,
+    threads: usize,
     images: Vec<PathBuf>,
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut args = Args { top: 5, json: false, model: None, eval: None, images: Vec::new() };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut args = Args { top: 5, json: false, model: None, eval: None, threads: cores, images: Vec::new() };
     let mut it = std::env::args_os().skip(1);
     while let Some(arg) = it.next() {
         let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
@@ -36,6 +39,10 @@ fn parse_args() -> Result<Args, String> {
             Some("--top") => {
                 let v = value("--top")?;
                 args.top = v.to_str().and_then(|s| s.parse().ok()).filter(|&k| k > 0).ok_or("--top takes a positive number")?;
+            }
+            Some("--threads") => {
+                let v = value("--threads")?;
+                args.threads = v.to_str().and_then(|s| s.parse().ok()).filter(|&n| n > 0).ok_or("--threads takes a positive number")?;
             }
             Some("--json") => args.json = true,
             Some("--model") => args.model = Some(value("--model")?.into()),
@@ -63,6 +70,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    wrn_wasm::model::use_threads(args.threads);
     let t = Instant::now();
     let loaded = match &args.model {
         Some(dir) => Classifier::from_dir(dir),

@@ -1,0 +1,145 @@
+// tools/bench: wrn-wasm against the engine a user would pick instead, on the same model files, in one run.
+// Native: tract vs onnxruntime (Python, CPU). Node and headless Chromium: wrn-wasm vs onnxruntime-web (wasm backend)
+// at 1 thread and at every core. Each measurement in a fresh process or page: load, median inference, memory.
+//   node bench/run.mjs [--runs N] [--write]     (--write updates BENCHMARKS.md)
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { serve } from '../tools/serve.mjs';
+import { launch, openPage } from '../tests/e2e/browser.mjs';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const args = process.argv.slice(2);
+const RUNS = Number(args[args.indexOf('--runs') + 1] || 5) || 5;
+const WRITE = args.includes('--write');
+const CORES = availableParallelism();
+const out = join(root, 'target/bench');
+const py = join(root, '.venv/bin/python');
+mkdirSync(out, { recursive: true });
+
+const sh = (cmd, argv, opts = {}) => execFileSync(cmd, argv, { encoding: 'utf8', cwd: root, maxBuffer: 1 << 26, ...opts });
+const readF32 = (p) => new Float32Array(new Uint8Array(readFileSync(p)).buffer); // a copy: small files share Node's buffer pool
+const maxDiff = (a, b) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
+
+// --- Inputs and model files -------------------------------------------------------------------------------------
+const manifest = JSON.parse(readFileSync(join(root, 'model/manifest.json'), 'utf8'));
+const photos = ['chelsea.png', 'coffee.png', 'astronaut.png', 'rocket.jpg'].map((f) => join(root, 'www/samples', f));
+const input = join(out, 'input.f32');
+sh(py, ['tests/reference/make_tensor.py', 'model/manifest.json', input, photos[0]]);
+sh(py, ['tests/reference/make_tensor.py', 'model/manifest.json', join(out, 'calibration.f32'), ...photos]);
+const models = {
+  int8: join(root, 'model', manifest.model_file),
+  fp32: join(root, 'model', manifest.fp32_model_file),
+};
+sh(py, ['bench/quantize_ort.py', models.fp32, join(out, 'calibration.f32'), join(out, 'models')], { stdio: 'inherit' });
+models['ort-qdq-u8'] = join(out, 'models/ort-qdq-u8.onnx');
+models['ort-qop-u8'] = join(out, 'models/ort-qop-u8.onnx');
+sh('cargo', ['build', '--release', '--locked', '--example', 'tract_native'], { stdio: 'inherit' });
+
+// --- Measurements -----------------------------------------------------------------------------------------------
+const results = [];
+function record(where, engine, model, threads, r, logitsPath) {
+  const row = { where, engine, model, threads, ...r };
+  if (logitsPath) row.logits = readF32(logitsPath);
+  results.push(row);
+  console.error(`${where.padEnd(8)} ${engine.padEnd(16)} ${model.padEnd(11)} ${threads}t  load ${r.load_ms.toFixed(0).padStart(6)} ms  ` +
+    `median ${r.median_ms.toFixed(0).padStart(6)} ms  peak ${r.peak_mb?.toFixed(0) ?? '-'} MB  wasm ${r.wasm_mb?.toFixed(0) ?? '-'} MB`);
+}
+
+for (const m of ['int8', 'fp32']) {
+  const logits = join(out, `native-tract-${m}.f32`);
+  const r = JSON.parse(sh(join(root, 'target/release/examples/tract_native'), [models[m], 'model/manifest.json', input, String(RUNS), logits]));
+  record('native', 'tract', m, 1, r, logits);
+}
+for (const m of Object.keys(models)) {
+  const logits = join(out, `native-ort-${m}.f32`);
+  record('native', 'onnxruntime', m, 1, JSON.parse(sh(py, ['bench/ort_native.py', models[m], input, '1', String(RUNS), logits])), logits);
+}
+
+const wasmConfigs = [
+  ['wrn-wasm', 'int8', 1], ['wrn-wasm', 'fp32', 1],
+  ...['int8', 'ort-qdq-u8', 'ort-qop-u8'].flatMap((m) => [1, CORES].map((t) => ['onnxruntime-web', m, t])),
+];
+const threadedBuilt = existsSync(join(root, 'pkg/threads/wrn_wasm_bg.wasm'));
+for (const [engine, m, t] of wasmConfigs) {
+  const logits = join(out, `node-${engine}-${m}-${t}.f32`);
+  const r = JSON.parse(sh('node', ['bench/wasm_node.mjs', engine === 'wrn-wasm' ? 'wrn' : 'ortweb', models[m], input, String(t), String(RUNS), logits]));
+  record('node', engine, m, t, r, logits);
+}
+
+// In the browser wrn-wasm also runs its threaded build (Node keeps the single-threaded one: wasm-bindgen-rayon
+// needs browser module workers).
+const browserConfigs = threadedBuilt ? [...wasmConfigs.slice(0, 1), ['wrn-wasm', 'int8', CORES], ...wasmConfigs.slice(1)] : wasmConfigs;
+const { server, url } = await serve(root);
+const browser = await launch();
+try {
+  for (const [engine, m, t] of browserConfigs) {
+    const modelUrl = '/' + models[m].slice(root.length);
+    const q = new URLSearchParams({ engine: engine === 'wrn-wasm' ? 'wrn' : 'ortweb', model: modelUrl, threads: t, runs: RUNS });
+    const { context, page, log } = await openPage(browser, `${url}bench/page/?${q}`);
+    await page.waitForFunction(() => window.benchReady === true);
+    const r = await page.evaluate((x) => window.bench(x), Array.from(readF32(input))).catch((e) => {
+      throw new Error(`${e.message}\n${log.join('\n')}`);
+    });
+    if (!r.isolated && t > 1) throw new Error('the bench page is not cross-origin isolated: no threads');
+    const logits = join(out, `chromium-${engine}-${m}-${t}.f32`);
+    writeFileSync(logits, Buffer.from(new Float32Array(r.logits).buffer));
+    record('chromium', engine, m, t, r, logits);
+    await context.close();
+  }
+} finally {
+  await browser.close();
+  server.close();
+}
+
+// --- Report -----------------------------------------------------------------------------------------------------
+const find = (where, engine, model, threads) => results.find((r) => r.where === where && r.engine === engine && r.model === model && r.threads === threads);
+const bestInt8 = (where, engine, threads) => results
+  .filter((r) => r.where === where && r.engine === engine && r.threads === threads && r.model !== 'fp32')
+  .reduce((a, b) => (a && a.median_ms <= b.median_ms ? a : b), null);
+const fmt = (x, d = 0) => (x == null ? '-' : x.toFixed(d));
+const ratio = (a, b) => (a && b ? (a / b).toFixed(2) : '-');
+
+// Fidelity: every engine on the same file agrees with onnxruntime natively on it.
+for (const r of results) {
+  const ref = find('native', 'onnxruntime', r.model, 1);
+  r.diff = ref && r.logits ? maxDiff(r.logits, ref.logits) : null;
+}
+
+const lines = [];
+lines.push('| where | engine | model file | threads | load+optimise ms | median inference ms | peak RSS MB | wasm memory MB | max abs logit diff vs onnxruntime |');
+lines.push('|---|---|---|---|---|---|---|---|---|');
+for (const r of results) {
+  lines.push(`| ${r.where} | ${r.engine} | ${r.model} | ${r.threads} | ${fmt(r.load_ms)} | ${fmt(r.median_ms)} | ${fmt(r.peak_mb)} | ${fmt(r.wasm_mb)} | ${r.diff == null ? '-' : r.diff.toExponential(1)} |`);
+}
+const ratios = [];
+ratios.push('| goal (ratio wrn-wasm / peer, <= 1.00 meets it) | Node | Chromium |');
+ratios.push('|---|---|---|');
+const both = (f) => ['node', 'chromium'].map(f).join(' | ');
+ratios.push(`| inference, 1 thread, vs onnxruntime-web's best int8 | ${both((w) => {
+  const b = bestInt8(w, 'onnxruntime-web', 1);
+  return `${ratio(find(w, 'wrn-wasm', 'int8', 1)?.median_ms, b?.median_ms)} (${b?.model})`;
+})} |`);
+ratios.push(`| inference, all ${CORES} cores, vs onnxruntime-web's best int8 at ${CORES} threads | ${both((w) => {
+  const b = bestInt8(w, 'onnxruntime-web', CORES);
+  const ours = find(w, 'wrn-wasm', 'int8', CORES) ?? find(w, 'wrn-wasm', 'int8', 1);
+  return `${ratio(ours?.median_ms, b?.median_ms)} (${b?.model}; wrn-wasm on ${ours?.threads} thread${ours?.threads > 1 ? 's' : ''})`;
+})} |`);
+ratios.push(`| load+optimise, same int8 file | ${both((w) => ratio(find(w, 'wrn-wasm', 'int8', 1)?.load_ms, find(w, 'onnxruntime-web', 'int8', 1)?.load_ms))} |`);
+ratios.push(`| wasm memory with the model loaded / 300 MB | ${both((w) => ratio(find(w, 'wrn-wasm', 'int8', 1)?.wasm_mb, 300))} |`);
+const nb = bestInt8('native', 'onnxruntime', 1);
+ratios.push(`| native, 1 thread: tract int8 vs onnxruntime's best int8 (${nb?.model}) | ${ratio(find('native', 'tract', 'int8', 1)?.median_ms, nb?.median_ms)} | |`);
+
+const machine = `${cpus()[0].model}, ${CORES} cores; Node ${process.version}; ${sh('/usr/bin/chromium', ['--version']).trim()}; ` +
+  `${RUNS} runs after a warm-up, median; weights: ${manifest.weights.source}`;
+const report = `${lines.join('\n')}\n\n${ratios.join('\n')}\n\nMachine: ${machine}\n`;
+console.log(`\n${report}`);
+writeFileSync(join(out, 'results.json'), JSON.stringify(results.map(({ logits, ...r }) => r), null, 2));
+if (WRITE) {
+  const path = join(root, 'BENCHMARKS.md');
+  const head = existsSync(path) ? readFileSync(path, 'utf8').split('<!-- results -->')[0] : '# Benchmarks\n\n';
+  writeFileSync(path, `${head}<!-- results -->\nLatest run (${new Date().toISOString().slice(0, 10)}), \`tools/bench\`:\n\n${report}`);
+}

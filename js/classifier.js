@@ -1,0 +1,95 @@
+// The public API on top of the wasm boundary. Entry points (index.js, node.js) say how the .wasm is loaded.
+import { WasmClassifier } from './wrn_wasm.js';
+import { toRgba } from './inputs.js';
+
+let loadWasm = () => Promise.reject(new Error('wrn-wasm: no wasm loader (import the package, not this file)'));
+let wasmReady;
+
+/** @internal Entry points set how the .wasm is fetched and instantiated. */
+export function setWasmLoader(loader) {
+  loadWasm = loader;
+}
+
+function ensureWasm() {
+  // One instantiation, shared; a failed one is retried on the next call.
+  wasmReady ??= Promise.resolve().then(() => loadWasm()).catch((e) => {
+    wasmReady = undefined;
+    throw e;
+  });
+  return wasmReady;
+}
+
+function checkTopK(topK) {
+  if (!Number.isInteger(topK) || topK < 1) throw new RangeError(`topK must be a positive integer, got ${topK}`);
+  return Math.min(topK, 1000);
+}
+
+function asBytes(model) {
+  if (model instanceof Uint8Array) return model;
+  if (model instanceof ArrayBuffer) return new Uint8Array(model);
+  if (ArrayBuffer.isView(model)) return new Uint8Array(model.buffer, model.byteOffset, model.byteLength);
+  throw new TypeError('Classifier.fromBytes: model must be a Uint8Array, ArrayBuffer or typed array');
+}
+
+export class Classifier {
+  #inner;
+
+  /** @internal use Classifier.load() or Classifier.fromBytes(). */
+  constructor(inner) {
+    if (!(inner instanceof WasmClassifier)) throw new TypeError('use Classifier.load() or Classifier.fromBytes()');
+    this.#inner = inner;
+  }
+
+  /** The model embedded in the package. */
+  static async load() {
+    await ensureWasm();
+    return new Classifier(WasmClassifier.loadEmbedded());
+  }
+
+  /** A model from its ONNX bytes and manifest (object or JSON text; the embedded manifest when omitted). */
+  static async fromBytes(modelBytes, manifest) {
+    await ensureWasm();
+    const json = manifest === undefined || typeof manifest === 'string' ? manifest : JSON.stringify(manifest);
+    return new Classifier(WasmClassifier.fromBytes(asBytes(modelBytes), json));
+  }
+
+  /** Top-k classes of an image, best first: [{ index, label, wnid, score }]. */
+  async classify(input, { topK = 5 } = {}) {
+    const k = checkTopK(topK);
+    const { data, width, height } = await toRgba(input);
+    return this.#inner.classify(data, width, height, k);
+  }
+
+  /** Probabilities of all 1000 classes, in index order (Float32Array). */
+  async scores(input) {
+    const { data, width, height } = await toRgba(input);
+    return this.#inner.scores(data, width, height);
+  }
+
+  /** Raw logits for an already preprocessed NCHW input (`info().input.shape`), e.g. to compare with other engines. */
+  logits(tensor) {
+    if (!(tensor instanceof Float32Array)) throw new TypeError('logits: expected a Float32Array');
+    return this.#inner.logits(tensor);
+  }
+
+  /** The manifest: architecture, weights (source, sha256, synthetic), params, macs, preprocessing recipe. */
+  info() {
+    return JSON.parse(this.#inner.manifestJson());
+  }
+
+  /** Frees the model's memory now rather than at garbage collection. */
+  dispose() {
+    this.#inner.free();
+  }
+}
+
+let defaultClassifier;
+
+/** Classifies with the embedded model, loaded on first use. */
+export async function classify(input, options) {
+  defaultClassifier ??= Classifier.load().catch((e) => {
+    defaultClassifier = undefined;
+    throw e;
+  });
+  return (await defaultClassifier).classify(input, options);
+}

@@ -1,0 +1,78 @@
+export * from './types.js';
+import type { ClassifyOptions, ModelInfo, Prediction, RgbaImage } from './types.js';
+
+/** Every input `classify` accepts in a browser. */
+export type ImageInput =
+  | ImageData
+  | RgbaImage
+  | HTMLImageElement
+  | HTMLCanvasElement
+  | OffscreenCanvas
+  | HTMLVideoElement
+  | ImageBitmap
+  | VideoFrame
+  | Blob
+  | File;
+
+export declare class Classifier {
+  private constructor();
+  /** The model embedded in the package. */
+  static load(): Promise<Classifier>;
+  /** A model from ONNX bytes and its manifest (the embedded manifest when omitted). */
+  static fromBytes(model: Uint8Array | ArrayBuffer | ArrayBufferView, manifest?: ModelInfo | string): Promise<Classifier>;
+  /** Top-k classes, best first. */
+  classify(input: ImageInput, options?: ClassifyOptions): Promise<Prediction[]>;
+  /** Probabilities of all classes in index order. */
+  scores(input: ImageInput): Promise<Float32Array>;
+  /** Raw logits for an already preprocessed NCHW f32 input of shape `info().input.shape`. */
+  logits(tensor: Float32Array): Float32Array;
+  /** The manifest: weights (source, sha256, synthetic), params, preprocessing recipe. */
+  info(): ModelInfo;
+  /** Frees the model's memory now. */
+  dispose(): void;
+}
+
+/** Classifies with the embedded model, loaded on first use. */
+export declare function classify(input: ImageInput, options?: ClassifyOptions): Promise<Prediction[]>;
+
+/** Any supported input as RGBA8 pixels. */
+export declare function toRgba(input: ImageInput): Promise<RgbaImage>;
+
+/** Any supported input as an ImageData. */
+export declare function toImageData(input: ImageInput): Promise<ImageData>;
+
+export interface LoadProgress {
+  /** 'fetch': downloading the .wasm (loaded/total bytes); 'compile': compiling it; 'model': building the network. */
+  stage: 'fetch' | 'compile' | 'model';
+  loaded?: number;
+  total?: number;
+}
+
+export interface WorkerOptions {
+  onProgress?: (progress: LoadProgress) => void;
+  /** Use this worker instead of the package's (it must speak the same protocol). */
+  worker?: Worker;
+  /** Where the .wasm is, when it is not beside worker.js. */
+  wasmUrl?: string | URL;
+  /**
+   * Threads for inference (default: every core). Used where the page is cross-origin isolated and the threaded
+   * build (threads/ beside worker.js) is served; elsewhere one thread.
+   */
+  threads?: number;
+}
+
+export interface WorkerClassifyOptions extends ClassifyOptions {
+  /** Cancels the request while it is queued; a running one's answer is dropped. */
+  signal?: AbortSignal;
+}
+
+/** The classifier in a Web Worker: requests run one at a time, in order. */
+export declare class ClassifierWorker {
+  constructor(options?: WorkerOptions);
+  ready(): Promise<{ info: ModelInfo; loadMs: number; threads: number }>;
+  /** Requests queued or running. */
+  readonly pending: number;
+  /** Top-k classes; the array also carries `ms`, the inference time in the worker. */
+  classify(input: ImageInput, options?: WorkerClassifyOptions): Promise<Prediction[] & { ms: number }>;
+  terminate(): void;
+}

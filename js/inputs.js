@@ -1,0 +1,82 @@
+// Turns whatever image a web developer has into RGBA8 pixels: { data, width, height }.
+// Runs on the thread that calls it (DOM sources need the main thread); only the pixels go on to wasm.
+
+const isRgbaLike = (x) =>
+  x != null && typeof x === 'object' && (x.data instanceof Uint8Array || x.data instanceof Uint8ClampedArray) &&
+  Number.isInteger(x.width) && Number.isInteger(x.height);
+
+const has = (name) => typeof globalThis[name] === 'function';
+
+function describe(x) {
+  if (x === null) return 'null';
+  if (typeof x !== 'object') return typeof x;
+  return x.constructor?.name ?? 'object';
+}
+
+function canvas2d(width, height) {
+  if (has('OffscreenCanvas')) {
+    const c = new OffscreenCanvas(width, height);
+    return c.getContext('2d', { willReadFrequently: true });
+  }
+  const c = document.createElement('canvas');
+  c.width = width;
+  c.height = height;
+  return c.getContext('2d', { willReadFrequently: true });
+}
+
+function draw(source, width, height) {
+  if (!width || !height) throw new Error(`classify: the image has no pixels yet (${width}x${height})`);
+  const ctx = canvas2d(width, height);
+  ctx.drawImage(source, 0, 0, width, height);
+  return ctx.getImageData(0, 0, width, height);
+}
+
+/**
+ * ImageData, {data, width, height} RGBA, HTMLImageElement, HTMLCanvasElement, OffscreenCanvas, HTMLVideoElement
+ * (its current frame), ImageBitmap, VideoFrame, Blob or File -> {data, width, height} RGBA8.
+ */
+export async function toRgba(input) {
+  if (isRgbaLike(input)) return input;
+  if (has('HTMLImageElement') && input instanceof HTMLImageElement) {
+    if (!input.complete || input.naturalWidth === 0) await input.decode();
+    return draw(input, input.naturalWidth, input.naturalHeight);
+  }
+  if (has('HTMLVideoElement') && input instanceof HTMLVideoElement) {
+    if (input.readyState < 2) throw new Error('classify: the video has no frame yet (wait for "loadeddata")');
+    return draw(input, input.videoWidth, input.videoHeight);
+  }
+  if ((has('HTMLCanvasElement') && input instanceof HTMLCanvasElement) ||
+      (has('OffscreenCanvas') && input instanceof OffscreenCanvas)) {
+    const ctx = input.getContext('2d', { willReadFrequently: true });
+    // A canvas with a WebGL context has no 2d context: copy it through a 2d canvas.
+    return ctx ? ctx.getImageData(0, 0, input.width, input.height) : draw(input, input.width, input.height);
+  }
+  if (has('ImageBitmap') && input instanceof ImageBitmap) return draw(input, input.width, input.height);
+  if (has('VideoFrame') && input instanceof VideoFrame) return draw(input, input.displayWidth, input.displayHeight);
+  if (has('Blob') && input instanceof Blob) {
+    if (!has('createImageBitmap')) throw new Error('classify: decoding a Blob needs createImageBitmap (a browser)');
+    let bitmap;
+    try {
+      bitmap = await createImageBitmap(input, { imageOrientation: 'from-image', premultiplyAlpha: 'none' });
+    } catch (e) {
+      throw new Error(`classify: cannot decode this ${input.type || 'blob'} as an image (${e.message})`);
+    }
+    try {
+      return draw(bitmap, bitmap.width, bitmap.height);
+    } finally {
+      bitmap.close();
+    }
+  }
+  throw new TypeError(
+    `classify: expected ImageData, {data, width, height} RGBA, an image, canvas, video, ImageBitmap, Blob or File; ` +
+    `got ${describe(input)}`);
+}
+
+/** The same, as a real ImageData (browsers only). */
+export async function toImageData(input) {
+  const { data, width, height } = await toRgba(input);
+  if (has('ImageData') && !(input instanceof ImageData)) {
+    return new ImageData(new Uint8ClampedArray(data.buffer, data.byteOffset, data.byteLength), width, height);
+  }
+  return input instanceof ImageData ? input : { data, width, height };
+}

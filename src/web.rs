@@ -1,0 +1,93 @@
+//! The WebAssembly boundary: the only module that knows wasm-bindgen, kept thin.
+//!
+//! Only typed arrays, numbers and strings cross it. Every entry point returns `Result<_, JsError>`: a Rust panic would
+//! kill the wasm instance, so no input may reach one, and after an error the same classifier keeps working.
+//! The package's JS (js/) turns images into RGBA bytes and wraps this in the public `Classifier`.
+
+use js_sys::{Array, Object, Reflect};
+use wasm_bindgen::prelude::*;
+
+use crate::{Classifier, Prediction, Rgba};
+
+#[wasm_bindgen(start)]
+fn start() {
+    // For the unforeseen: a panic still kills the instance, but says why in the console first.
+    console_error_panic_hook::set_once();
+}
+
+/// Starts `n` Web Workers sharing this module's memory (the threaded build only; JS: `await initThreadPool(n)`).
+#[cfg(feature = "threads")]
+pub use wasm_bindgen_rayon::init_thread_pool;
+
+/// Runs inference on the pool `initThreadPool` started (n > 1) or on the calling thread (n = 1).
+#[cfg(feature = "threads")]
+#[wasm_bindgen(js_name = useThreads)]
+pub fn use_threads(n: usize) {
+    crate::model::use_threads(n);
+}
+
+/// The classifier as the JS glue sees it (the package exports a friendlier `Classifier` on top).
+#[wasm_bindgen]
+pub struct WasmClassifier {
+    inner: Classifier,
+}
+
+#[wasm_bindgen]
+impl WasmClassifier {
+    /// The model compiled into this .wasm.
+    #[cfg(feature = "embed")]
+    #[wasm_bindgen(js_name = loadEmbedded)]
+    pub fn load_embedded() -> Result<WasmClassifier, JsError> {
+        Ok(WasmClassifier { inner: Classifier::embedded()? })
+    }
+
+    /// A model from ONNX bytes and its manifest.json text (the embedded manifest when omitted and there is one).
+    #[wasm_bindgen(js_name = fromBytes)]
+    pub fn from_bytes(model: &[u8], manifest_json: Option<String>) -> Result<WasmClassifier, JsError> {
+        let manifest = match manifest_json {
+            Some(m) => m,
+            #[cfg(feature = "embed")]
+            None => crate::embedded_manifest().to_owned(),
+            #[cfg(not(feature = "embed"))]
+            None => return Err(JsError::new("fromBytes needs the model's manifest.json (this build embeds none)")),
+        };
+        Ok(WasmClassifier { inner: Classifier::from_bytes(model, &manifest)? })
+    }
+
+    /// Top-k of an RGBA8 image: an array of `{ index, label, wnid, score }`, best first.
+    pub fn classify(&self, rgba: &[u8], width: u32, height: u32, top_k: u32) -> Result<Array, JsError> {
+        if top_k == 0 {
+            return Err(JsError::new("topK must be at least 1"));
+        }
+        let image = Rgba::new(rgba, width, height)?;
+        let top = self.inner.classify(image, top_k as usize)?;
+        top.iter().map(prediction_object).collect()
+    }
+
+    /// Probabilities of all classes, in index order.
+    pub fn scores(&self, rgba: &[u8], width: u32, height: u32) -> Result<Vec<f32>, JsError> {
+        Ok(self.inner.scores(Rgba::new(rgba, width, height)?)?)
+    }
+
+    /// Raw logits for an already preprocessed NCHW f32 input (the manifest's `input.shape`), for benchmarks and
+    /// parity checks against other engines.
+    pub fn logits(&self, input: Vec<f32>) -> Result<Vec<f32>, JsError> {
+        Ok(self.inner.logits(input)?)
+    }
+
+    /// The manifest (weights, params, sha256, recipe) as JSON text.
+    #[wasm_bindgen(js_name = manifestJson)]
+    pub fn manifest_json(&self) -> String {
+        self.inner.manifest().to_json()
+    }
+}
+
+fn prediction_object(p: &Prediction) -> Result<JsValue, JsError> {
+    let o = Object::new();
+    let set = |k: &str, v: JsValue| Reflect::set(&o, &k.into(), &v).map_err(|_| JsError::new("cannot build result"));
+    set("index", (p.index as u32).into())?;
+    set("label", p.label.into())?;
+    set("wnid", p.wnid.into())?;
+    set("score", p.score.into())?;
+    Ok(o.into())
+}

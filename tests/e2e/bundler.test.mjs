@@ -1,0 +1,124 @@
+// A Vite app that imports the packed package builds, and classifies in headless Chromium: directly (raw pixels,
+// Blob, <img>) and through the package's worker (progress, order, abort, a responsive main thread).
+import assert from 'node:assert/strict';
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+
+import { serve } from '../../tools/serve.mjs';
+import { assertSameTopK, installPackedTarball, nativeTopK, referencePixels, root, run } from '../node/helpers.mjs';
+import { launch, openPage } from './browser.mjs';
+
+const MAIN_JS = `
+import { classify, Classifier, ClassifierWorker } from 'wrn-wasm';
+
+async function pixels(name) {
+  const { width, height } = await (await fetch('/' + name + '.json')).json();
+  const data = new Uint8Array(await (await fetch('/' + name + '.rgba')).arrayBuffer());
+  return { data, width, height };
+}
+
+window.runDirect = async (names) => {
+  const out = [];
+  for (const n of names) out.push(await classify(await pixels(n)));
+  const blob = await (await fetch('/' + names[0] + '.png')).blob();
+  const fromBlob = await classify(blob);
+  const img = new Image();
+  img.src = '/' + names[0] + '.png';
+  const fromImg = await classify(img);
+  const c = await Classifier.load();
+  let error;
+  try { await c.classify({ data: new Uint8Array(3), width: 1, height: 1 }); } catch (e) { error = e instanceof Error && e.message; }
+  const after = await c.classify(await pixels(names[0]));
+  return { out, fromBlob, fromImg, error, after, info: c.info() };
+};
+
+window.runWorker = async (name) => {
+  const sent = [];
+  const post = Worker.prototype.postMessage;
+  Worker.prototype.postMessage = function (msg, transfer) { sent.push(msg.type); return post.call(this, msg, transfer); };
+  const progress = [];
+  const worker = new ClassifierWorker({ onProgress: (p) => progress.push(p) });
+  const { info, loadMs, threads } = await worker.ready();
+  const px = await pixels(name);
+  const order = [];
+  const controller = new AbortController();
+  let maxGap = 0, last = performance.now();
+  const ticker = setInterval(() => { const now = performance.now(); maxGap = Math.max(maxGap, now - last); last = now; }, 10);
+  const t0 = performance.now();
+  const a = worker.classify(px).then((r) => { order.push('a'); return r; });
+  const b = worker.classify(px, { signal: controller.signal }).then(() => 'ran', (e) => { order.push('b:' + e.name); return e.name; });
+  const c = worker.classify(px, { topK: 3 }).then((r) => { order.push('c'); return r; });
+  const pendingWhileQueued = worker.pending;
+  controller.abort();
+  const [ra, rb, rc] = await Promise.all([a, b, c]);
+  const elapsed = performance.now() - t0;
+  clearInterval(ticker);
+  return { sent, progress, info, loadMs, threads, order, ra: [...ra], msA: ra.ms, rb, rc: [...rc], pendingWhileQueued,
+           pendingAfter: worker.pending, maxGap, elapsed };
+};
+window.appReady = true;
+`;
+
+let browser, server, page, log, pixels, native;
+
+before(async () => {
+  const { app } = installPackedTarball('vite');
+  writeFileSync(join(app, 'index.html'), '<!doctype html><title>vite consumer</title><script type="module" src="/main.js"></script>');
+  writeFileSync(join(app, 'main.js'), MAIN_JS);
+  writeFileSync(join(app, 'vite.config.js'), "export default { worker: { format: 'es' }, logLevel: 'warn' };");
+  pixels = referencePixels();
+  mkdirSync(join(app, 'public'));
+  for (const p of pixels) {
+    writeFileSync(join(app, 'public', `${p.name}.rgba`), p.rgba);
+    writeFileSync(join(app, 'public', `${p.name}.json`), JSON.stringify({ width: p.width, height: p.height }));
+    copyFileSync(p.png, join(app, 'public', `${p.name}.png`));
+  }
+  run('node', [join(root, 'node_modules/vite/bin/vite.js'), 'build'], { cwd: app });
+  native = nativeTopK(pixels.map((p) => p.png));
+  server = await serve(join(app, 'dist'));
+  browser = await launch();
+  ({ page, log } = await openPage(browser, server.url));
+  await page.waitForFunction(() => window.appReady === true);
+});
+
+after(async () => {
+  await browser?.close();
+  server?.server.close();
+});
+
+test('the bundled page classifies like the native CLI (scores within 1e-4)', async () => {
+  const r = await page.evaluate((names) => window.runDirect(names), pixels.map((p) => p.name)).catch((e) => {
+    throw new Error(`${e.message}\n${log.join('\n')}`);
+  });
+  r.out.forEach((top, i) => assertSameTopK(assert, top, native[i].top, 1e-4, pixels[i].name));
+  // The browser's own PNG decoder gives the same pixels (PNG is lossless), through a Blob and through an <img>.
+  assertSameTopK(assert, r.fromBlob, native[0].top, 1e-4, 'Blob');
+  assertSameTopK(assert, r.fromImg, native[0].top, 1e-4, '<img>');
+  assert.match(r.error, /RGBA needs/);
+  assert.deepEqual(r.after, r.out[0]);
+  assert.equal(r.info.weights.source, native[0].weights);
+});
+
+test('the worker loads with progress, runs requests in order, aborts a queued one, never blocks the page', async () => {
+  const r = await page.evaluate((name) => window.runWorker(name), pixels[0].name).catch((e) => {
+    throw new Error(`${e.message}\n${log.join('\n')}`);
+  });
+  const stages = [...new Set(r.progress.map((p) => p.stage))];
+  assert.deepEqual(stages, ['fetch', 'compile', 'model']);
+  const fetches = r.progress.filter((p) => p.stage === 'fetch');
+  assert.ok(fetches.at(-1).loaded > 1e6 && fetches.at(-1).loaded === fetches.at(-1).total, 'whole .wasm counted');
+  assert.ok(r.loadMs > 0);
+  assert.equal(r.threads, 1, 'a bundled app gets the single-threaded build (the threaded one is for plain ESM hosting)');
+  assert.equal(r.info.params, 68_883_240);
+  assert.deepEqual(r.order, ['b:AbortError', 'a', 'c']);
+  assert.equal(r.rb, 'AbortError');
+  assert.deepEqual(r.sent.filter((t) => t === 'classify').length, 2, 'the aborted request never reached the worker');
+  assert.equal(r.pendingWhileQueued, 3);
+  assert.equal(r.pendingAfter, 0);
+  assertSameTopK(assert, r.ra, native[0].top, 1e-4, 'worker');
+  assert.deepEqual(r.rc, r.ra.slice(0, 3));
+  assert.ok(r.msA > 0);
+  // The main thread kept ticking while two inferences ran in the worker.
+  assert.ok(r.maxGap < r.elapsed / 4, `main thread blocked for ${r.maxGap} ms of ${r.elapsed} ms`);
+});

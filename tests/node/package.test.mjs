@@ -1,0 +1,125 @@
+// The npm package as a Node user gets it: the packed tarball installed into an empty project, no flags.
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { before, describe, test } from 'node:test';
+
+import { assertSameTopK, importFrom, installPackedTarball, nativeTopK, python, referencePixels, root, run, samples } from './helpers.mjs';
+
+let app;
+let pkg;
+let pixels;
+let shared; // each load builds a ~300 MB model in wasm memory: the tests share one and dispose the others
+
+before(async () => {
+  ({ app } = installPackedTarball('node'));
+  pkg = await importFrom(app);
+  pixels = referencePixels();
+  shared = await pkg.Classifier.load();
+});
+
+describe('wrn-wasm in Node', () => {
+  test('a consumer script classifies real photos like the native CLI (scores within 1e-4)', () => {
+    const script = `
+      import { readFileSync } from 'node:fs';
+      import { classify, Classifier } from 'wrn-wasm';
+      const inputs = JSON.parse(process.argv[2]);
+      const out = [];
+      for (const { rgba, width, height } of inputs) {
+        out.push(await classify({ data: new Uint8Array(readFileSync(rgba)), width, height }));
+      }
+      const info = (await Classifier.load()).info();
+      console.log(JSON.stringify({ out, info }));`;
+    writeFileSync(join(app, 'consume.mjs'), script);
+    const inputs = pixels.map((p) => {
+      const file = join(app, `${p.name}.rgba`);
+      writeFileSync(file, p.rgba);
+      return { rgba: file, width: p.width, height: p.height };
+    });
+    const { out, info } = JSON.parse(run('node', ['consume.mjs', JSON.stringify(inputs)], { cwd: app }));
+    const native = nativeTopK(pixels.map((p) => p.png));
+    out.forEach((top, i) => assertSameTopK(assert, top, native[i].top, 1e-4, pixels[i].name));
+    assert.equal(info.weights.source, native[0].weights);
+    assert.equal(info.params, 68_883_240);
+    for (const p of out[0]) assert.deepEqual(Object.keys(p).sort(), ['index', 'label', 'score', 'wnid']);
+  });
+
+  test('logits of a Pillow-preprocessed tensor equal onnxruntime on the same model file (within 1e-4)', () => {
+    const manifest = JSON.parse(readFileSync(join(root, 'model/manifest.json'), 'utf8'));
+    const dir = mkdtempSync(join(tmpdir(), 'wrn-logits-'));
+    const tensor = join(dir, 'chelsea.f32');
+    run(python, [join(root, 'tests/reference/make_tensor.py'), join(root, 'model/manifest.json'), tensor, samples[0]]);
+    run(python, [join(root, 'tests/reference/ort_logits.py'), join(root, 'model', manifest.model_file), tensor]);
+    const want = new Float32Array(new Uint8Array(readFileSync(join(dir, 'chelsea.logits.f32'))).buffer);
+    const got = shared.logits(new Float32Array(new Uint8Array(readFileSync(tensor)).buffer));
+    assert.equal(got.length, 1000);
+    const diff = got.reduce((m, v, i) => Math.max(m, Math.abs(v - want[i])), 0);
+    assert.ok(diff <= 1e-4, `max |wasm - onnxruntime| = ${diff}`);
+    assert.throws(() => shared.logits(new Float32Array(10)), /input does not fit/);
+    assert.throws(() => shared.logits([1, 2, 3]), TypeError);
+  });
+
+  test('bad inputs throw Error, then a good call works', async () => {
+    const c = shared;
+    const { rgba, width, height } = pixels[0];
+    const good = await c.classify({ data: rgba, width, height });
+    const bad = [
+      [{ data: rgba.subarray(4), width, height }, /RGBA needs/],
+      [{ data: new Uint8Array(0), width: 0, height: 0 }, /at least 1 pixel/],
+      [{ data: new Uint8Array(16), width: 100000, height: 100000 }, /limit/],
+      [{ width: 2, height: 2 }, /expected ImageData/],
+      ['a string', /expected ImageData/],
+      [null, /expected ImageData/],
+    ];
+    for (const [input, message] of bad) {
+      await assert.rejects(c.classify(input), (e) => e instanceof Error && message.test(e.message), String(message));
+    }
+    await assert.rejects(c.classify({ data: rgba, width, height }, { topK: 0 }), RangeError);
+    await assert.rejects(c.classify({ data: rgba, width, height }, { topK: 2.5 }), RangeError);
+    assert.deepEqual(await c.classify({ data: rgba, width, height }), good);
+  });
+
+  test('corrupt model bytes throw Error, and loading still works afterwards', async () => {
+    const { Classifier } = pkg;
+    for (const bytes of [new Uint8Array(0), new Uint8Array([8, 1, 2, 3, 4]), new Uint8Array(100_000).fill(7)]) {
+      await assert.rejects(Classifier.fromBytes(bytes), (e) => e instanceof Error && /^model error/.test(e.message));
+    }
+    await assert.rejects(Classifier.fromBytes(new Uint8Array(10), '{"not": "a manifest"}'), /invalid manifest/);
+    await assert.rejects(Classifier.fromBytes('not bytes'), TypeError);
+    const c = await Classifier.load();
+    const { rgba, width, height } = pixels[1];
+    assert.equal((await c.classify({ data: rgba, width, height }, { topK: 3 })).length, 3);
+    c.dispose();
+  });
+
+  test('fromBytes with the model file and its manifest gives the same results as the embedded model', async () => {
+    const manifest = JSON.parse(readFileSync(join(root, 'model/manifest.json'), 'utf8'));
+    const bytes = readFileSync(join(root, 'model', manifest.model_file));
+    const fromFile = await pkg.Classifier.fromBytes(bytes, manifest);
+    const embedded = shared;
+    const { rgba, width, height } = pixels[2];
+    assert.deepEqual(await fromFile.classify({ data: rgba, width, height }), await embedded.classify({ data: rgba, width, height }));
+    assert.deepEqual(fromFile.info(), embedded.info());
+    fromFile.dispose();
+  });
+
+  test('the TypeScript types describe the API', () => {
+    const ts = `
+      import { classify, Classifier, type Prediction, type ModelInfo } from 'wrn-wasm';
+      const c: Classifier = await Classifier.load();
+      const info: ModelInfo = c.info();
+      const synthetic: boolean = info.weights.synthetic;
+      const top: Prediction[] = await c.classify({ data: new Uint8Array(4), width: 1, height: 1 }, { topK: 3 });
+      const label: string = top[0].label;
+      const scores: Float32Array = await c.scores({ data: new Uint8ClampedArray(4), width: 1, height: 1 });
+      await classify({ data: new Uint8Array(4), width: 1, height: 1 });
+      // @ts-expect-error topK is a number
+      await c.classify({ data: new Uint8Array(4), width: 1, height: 1 }, { topK: 'five' });
+      export { synthetic, label, scores };`;
+    writeFileSync(join(app, 'check.ts'), ts);
+    const tsc = join(root, 'node_modules/typescript/bin/tsc');
+    run('node', [tsc, '--noEmit', '--strict', '--module', 'nodenext', '--moduleResolution', 'nodenext',
+      '--target', 'es2022', '--lib', 'es2022', 'check.ts'], { cwd: app });
+  });
+});

@@ -1,0 +1,74 @@
+//! The wasm boundary, run in Node and in headless Chromium by wasm-bindgen-test (tools/test-wasm).
+#![cfg(target_arch = "wasm32")]
+
+use wasm_bindgen::JsCast;
+use wasm_bindgen_test::*;
+use wrn_wasm::web::WasmClassifier;
+
+const CHELSEA_PNG: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/www/samples/chelsea.png"));
+
+fn chelsea() -> (Vec<u8>, u32, u32) {
+    let img = image::load_from_memory(CHELSEA_PNG).unwrap().into_rgba8();
+    let (w, h) = img.dimensions();
+    (img.into_raw(), w, h)
+}
+
+fn field(o: &wasm_bindgen::JsValue, k: &str) -> wasm_bindgen::JsValue {
+    js_sys::Reflect::get(o, &k.into()).unwrap()
+}
+
+fn error_message(e: wasm_bindgen::JsValue) -> String {
+    e.dyn_into::<js_sys::Error>().expect("errors cross as JS Error objects").message().into()
+}
+
+#[wasm_bindgen_test]
+fn classifies_and_returns_plain_objects() {
+    let c = WasmClassifier::load_embedded().unwrap();
+    let (rgba, w, h) = chelsea();
+    let top = c.classify(&rgba, w, h, 5).unwrap();
+    assert_eq!(top.length(), 5);
+    let scores = c.scores(&rgba, w, h).unwrap();
+    assert_eq!(scores.len(), 1000);
+    assert!((scores.iter().sum::<f32>() - 1.0).abs() < 1e-4);
+    let mut previous = f64::INFINITY;
+    for p in top.iter() {
+        let index = field(&p, "index").as_f64().unwrap() as usize;
+        let score = field(&p, "score").as_f64().unwrap();
+        assert!(score <= previous);
+        previous = score;
+        assert!((score - scores[index] as f64).abs() < 1e-7, "top-k score is the class's probability");
+        assert!(field(&p, "wnid").as_string().unwrap().starts_with('n'));
+        assert!(!field(&p, "label").as_string().unwrap().is_empty());
+    }
+    let info: serde_json::Value = serde_json::from_str(&c.manifest_json()).unwrap();
+    assert_eq!(info["params"], 68_883_240);
+    assert!(info["weights"]["source"].is_string());
+}
+
+#[wasm_bindgen_test]
+fn bad_input_is_a_js_error_and_the_classifier_keeps_working() {
+    let c = WasmClassifier::load_embedded().unwrap();
+    let (rgba, w, h) = chelsea();
+    let before = c.scores(&rgba, w, h).unwrap();
+    let wrong_length = c.classify(&rgba[4..], w, h, 5).map(|_| ()).unwrap_err();
+    assert!(error_message(wrong_length.into()).contains("RGBA needs"));
+    assert!(error_message(c.classify(&[], 0, 0, 5).map(|_| ()).unwrap_err().into()).contains("at least 1 pixel"));
+    assert!(error_message(c.classify(&[], 100_000, 100_000, 5).map(|_| ()).unwrap_err().into()).contains("limit"));
+    assert!(error_message(c.classify(&rgba, w, h, 0).map(|_| ()).unwrap_err().into()).contains("topK"));
+    assert_eq!(c.scores(&rgba, w, h).unwrap(), before);
+}
+
+#[wasm_bindgen_test]
+fn corrupt_model_bytes_are_a_js_error() {
+    let model = wrn_wasm::embedded_model();
+    for bytes in [&model[..model.len() / 3], &[1u8, 2, 3][..], &[][..]] {
+        let e = WasmClassifier::from_bytes(bytes, None).map(|_| ()).unwrap_err();
+        assert!(error_message(e.into()).starts_with("model error"));
+    }
+    let e = WasmClassifier::from_bytes(model, Some("{}".into())).map(|_| ()).unwrap_err();
+    assert!(error_message(e.into()).starts_with("invalid manifest"));
+    // A good load after all that.
+    let c = WasmClassifier::from_bytes(model, None).unwrap();
+    let (rgba, w, h) = chelsea();
+    assert_eq!(c.classify(&rgba, w, h, 3).unwrap().length(), 3);
+}
