@@ -41,3 +41,25 @@ export interface ClassifyOptions {
   /** How many classes to return (default 5, at most 1000). */
   topK?: number;
 }
+
+/** A loaded model, for a given kind of image input (each entry point says which). */
+export interface ClassifierOf<Input> {
+  /** Top-k classes, best first. */
+  classify(input: Input, options?: ClassifyOptions): Promise<Prediction[]>;
+  /** Probabilities of all classes in index order. */
+  scores(input: Input): Promise<Float32Array>;
+  /** Raw logits for an already preprocessed NCHW f32 input of shape `info().input.shape`. */
+  logits(tensor: Float32Array): Float32Array;
+  /** The manifest: weights (source, sha256, synthetic), params, preprocessing recipe. */
+  info(): ModelInfo;
+  /** Frees the model's memory now. */
+  dispose(): void;
+}
+
+/** How classifiers are made. */
+export interface ClassifierLoader<Input> {
+  /** The model embedded in the package. */
+  load(): Promise<ClassifierOf<Input>>;
+  /** A model from ONNX bytes and its manifest (the embedded manifest when omitted). */
+  fromBytes(model: Uint8Array | ArrayBuffer | ArrayBufferView, manifest?: ModelInfo | string): Promise<ClassifierOf<Input>>;
+}

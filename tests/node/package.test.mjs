@@ -121,5 +121,22 @@ describe('wrn-wasm in Node', () => {
     const tsc = join(root, 'node_modules/typescript/bin/tsc');
     run('node', [tsc, '--noEmit', '--strict', '--module', 'nodenext', '--moduleResolution', 'nodenext',
       '--target', 'es2022', '--lib', 'es2022', 'check.ts'], { cwd: app });
+    // The browser entry, as a bundler resolves it, with the DOM's image sources and the worker.
+    const browser = `
+      import { classify, ClassifierWorker, toImageData, type Prediction } from 'wrn-wasm';
+      const img = document.createElement('img');
+      const top: Prediction[] = await classify(img, { topK: 2 });
+      const worker = new ClassifierWorker({ onProgress: ({ stage, loaded }) => console.log(stage, loaded), threads: 2 });
+      const { info, loadMs, threads } = await worker.ready();
+      const controller = new AbortController();
+      const live = await worker.classify(document.createElement('video'), { signal: controller.signal });
+      const ms: number = live.ms;
+      const data: ImageData = await toImageData(new Blob());
+      // @ts-expect-error a number is no image
+      await classify(42);
+      export { top, info, loadMs, threads, ms, data };`;
+    writeFileSync(join(app, 'browser.ts'), browser);
+    run('node', [tsc, '--noEmit', '--strict', '--module', 'esnext', '--moduleResolution', 'bundler',
+      '--target', 'es2022', '--lib', 'es2022,dom', 'browser.ts'], { cwd: app });
   });
 });
