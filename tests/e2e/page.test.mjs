@@ -2,7 +2,7 @@
 // drop, paste, offline after the first visit, and no request leaving the page's origin. Screenshots of each state
 // go to target/e2e-screenshots/.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -13,7 +13,7 @@ import { launch, openPage } from './browser.mjs';
 
 const shots = join(root, 'target/e2e-screenshots');
 const sample = (f) => join(root, 'www/samples', f);
-let browser, server, context, page, log, requests, work;
+let browser, server, context, page, log, requests, work, site;
 
 async function shot(name) {
   await page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
@@ -47,7 +47,10 @@ before(async () => {
   work = mkdtempSync(join(tmpdir(), 'wrn-page-'));
   const y4m = join(work, 'camera.y4m');
   run(python, [join(root, 'tests/reference/make_y4m.py'), sample('chelsea.png'), y4m]);
-  server = await serve(join(root, 'www'));
+  // A copy of the built page, so that a test can publish a "new build" of it.
+  site = join(work, 'www');
+  cpSync(join(root, 'www'), site, { recursive: true });
+  server = await serve(site);
   browser = await launch(['--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
     `--use-file-for-fake-video-capture=${y4m}`]);
   ({ context, page, log } = await openPage(browser, server.url, { context: { viewport: { width: 1000, height: 900 } } }));
@@ -82,7 +85,7 @@ test('the page is cross-origin isolated and runs the threaded build on every cor
   const { isolated, threads, cores } = await page.evaluate(() => ({
     isolated: crossOriginIsolated, threads: window.wrnStats.threads, cores: navigator.hardwareConcurrency }));
   assert.equal(isolated, true);
-  const built = existsSync(join(root, 'www/pkg/threads/wrn_wasm_bg.wasm'));
+  const built = existsSync(join(site, 'pkg/threads/wrn_wasm_bg.wasm'));
   assert.equal(threads, built ? cores : 1);
 });
 
@@ -172,6 +175,85 @@ test('offline: with the network blocked, a reload still classifies', async () =>
   assert.equal(top.length, 5);
   await shot('8-offline');
   await context.setOffline(false);
+});
+
+let builtFiles;
+/** Publishes a new build of the copy the server serves: precache.js with another version and file list. */
+function publish(version, extraFiles = []) {
+  if (!builtFiles) {
+    const text = readFileSync(join(site, 'precache.js'), 'utf8');
+    builtFiles = JSON.parse(text.slice(text.indexOf('{'), text.lastIndexOf('}') + 1)).files;
+  }
+  writeFileSync(join(site, 'precache.js'), `self.PRECACHE = ${JSON.stringify({ version, files: [...builtFiles, ...extraFiles] })};\n`);
+  return builtFiles.length + extraFiles.length;
+}
+
+const cacheNames = () => page.evaluate(() => caches.keys());
+
+test('a new build is cached whole before it takes over, then replaces the old cache; a broken one never does', async () => {
+  const [old] = await cacheNames();
+  assert.match(old, /^wrn-wasm-/);
+  // A build whose files cannot all be fetched never installs: the old one keeps serving, offline too.
+  publish('broken-build', ['missing-file.js']);
+  const state = await page.evaluate(async () => {
+    const r = await navigator.serviceWorker.getRegistration();
+    await r.update();
+    const w = r.installing ?? r.waiting;
+    if (w && w.state !== 'redundant') await new Promise((ok) => w.addEventListener('statechange', () => w.state === 'redundant' && ok()));
+    return { waiting: r.waiting !== null, active: r.active?.state };
+  });
+  assert.deepEqual(state, { waiting: false, active: 'activated' }, 'the broken build did not install');
+  assert.ok((await cacheNames()).includes(old));
+  assert.equal(await page.locator('#error button').count(), 0, 'no update offered for a broken build');
+
+  // A good new build: a changed stylesheet, a new version.
+  appendFileSync(join(site, 'style.css'), '\n/* new build */\n');
+  const files = publish('new-build');
+  await page.evaluate(() => navigator.serviceWorker.getRegistration().then((r) => r.update()));
+  await page.waitForSelector('#error button', { timeout: 120_000 }).catch(failWithLog);
+  assert.match(await page.locator('#error').textContent(), /new version/);
+  await shot('9-update-offered');
+  // Before it takes over, the new build is complete in its own cache and the old one is untouched.
+  const cached = await page.evaluate(async () => (await (await caches.open('wrn-wasm-new-build')).keys()).length);
+  assert.equal(cached, files);
+  assert.ok((await cacheNames()).includes(old));
+  assert.doesNotMatch(await page.evaluate(() => fetch('style.css').then((r) => r.text())), /new build/);
+
+  await Promise.all([page.waitForEvent('load', { timeout: 120_000 }), page.click('#error button')]);
+  await page.waitForSelector('body[data-ready=true]', { timeout: 180_000 }).catch(failWithLog);
+  assert.deepEqual((await cacheNames()).filter((k) => k.startsWith('wrn-wasm-')), ['wrn-wasm-new-build']);
+  assert.match(await page.evaluate(() => fetch('style.css').then((r) => r.text())), /new build/);
+  const top = await resultAfter(() => page.click('#samples button:nth-child(3)'));
+  assert.equal(top.length, 5);
+});
+
+test('usable on a phone-sized screen: nothing wider than the screen', async () => {
+  await page.setViewportSize({ width: 390, height: 844 });
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `the page is ${overflow} px wider than the screen`);
+  await shot('10-phone');
+  await page.setViewportSize({ width: 1000, height: 900 });
+});
+
+test('keyboard: every control can be reached with Tab and shows where focus is', async () => {
+  const reached = [];
+  await page.click('h1'); // sequential focus navigation starts from the top of the page
+  for (let i = 0; i < 30; i++) {
+    await page.keyboard.press('Tab');
+    const f = await page.evaluate(() => {
+      const el = document.activeElement;
+      if (!el || el === document.body) return null;
+      // A visually hidden file input shows its focus on its label, the visible button.
+      const shown = el.id === 'file' ? document.querySelector('label[for=file]') : el;
+      const style = getComputedStyle(shown);
+      return { id: el.id || el.title || el.tagName, outline: style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) > 0 };
+    });
+    if (!f || reached.includes(f.id)) break;
+    reached.push(f.id);
+    assert.ok(f.outline, `${f.id} shows no focus outline`);
+  }
+  for (const id of ['camera-start', 'file']) assert.ok(reached.includes(id), `${id} is not reachable with Tab: ${reached}`);
+  assert.ok(reached.filter((id) => id.startsWith('Classify')).length >= 4, 'sample buttons are reachable');
 });
 
 test('the page requests nothing outside its origin and sends no image anywhere', () => {

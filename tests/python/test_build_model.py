@@ -51,6 +51,9 @@ def test_manifest_describes_the_build(local_file, built_from_file):
     assert (m["resize"], m["crop"], m["interpolation"]) == (256, 224, "bicubic")
     assert m["mean"] == [0.485, 0.456, 0.406] and m["std"] == [0.229, 0.224, 0.225]
     assert m["input"] == {"name": "input", "shape": [1, 3, 224, 224]}
+    import onnx
+    model = onnx.load(os.path.join(out, m["model_file"]), load_external_data=False)
+    assert model.ir_version == 8, "onnxruntime-web (IR <= 13) must load the same file"
     size_mb = os.path.getsize(os.path.join(out, m["model_file"])) / 1e6
     assert 68 < size_mb < 71, size_mb  # int8 weights: ~1 byte a parameter
 

@@ -10,6 +10,9 @@ from onnx import TensorProto, helper, numpy_helper
 from .arch import Arch, blocks, stem
 
 OPSET = 17
+# The IR version that goes with opset 17. onnx's helper would stamp its own newest (14 with onnx 1.23), which
+# onnxruntime-web 1.30 refuses ("max supported IR version: 13"); the model needs nothing newer.
+IR_VERSION = 8
 BN_EPS = 1e-5  # torch's BatchNorm2d default, used by torchvision and timm ResNets
 INPUT = "input"
 OUTPUT = "logits"
@@ -95,7 +98,8 @@ def build(arch: Arch, sd: dict, quantize: bool, metadata: dict) -> onnx.ModelPro
         [helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, [1, 3, size, size])],
         [helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, [1, arch.num_classes])],
         g.inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="wrn-wasm tools")
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="wrn-wasm tools",
+                              ir_version=IR_VERSION)
     # value_info is deliberately left empty: tract fails to unify shapes it carries for quantized graphs.
     onnx.helper.set_model_props(model, {k: str(v) for k, v in metadata.items()})
     onnx.checker.check_model(model, full_check=False)
