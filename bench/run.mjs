@@ -63,7 +63,6 @@ const wasmConfigs = [
   ['wrn-wasm', 'int8', 1], ['wrn-wasm', 'fp32', 1],
   ...['int8', 'ort-qdq-u8', 'ort-qop-u8'].flatMap((m) => [1, CORES].map((t) => ['onnxruntime-web', m, t])),
 ];
-const threadedBuilt = existsSync(join(root, 'pkg/threads/wrn_wasm_bg.wasm'));
 for (const [engine, m, t] of wasmConfigs) {
   const logits = join(out, `node-${engine}-${m}-${t}.f32`);
   const r = JSON.parse(sh('node', ['bench/wasm_node.mjs', engine === 'wrn-wasm' ? 'wrn' : 'ortweb', models[m], input, String(t), String(RUNS), logits]));
@@ -72,6 +71,7 @@ for (const [engine, m, t] of wasmConfigs) {
 
 // In the browser wrn-wasm also runs its threaded build (Node keeps the single-threaded one: wasm-bindgen-rayon
 // needs browser module workers).
+const threadedBuilt = existsSync(join(root, 'pkg/threads/wrn_wasm_bg.wasm'));
 const browserConfigs = threadedBuilt ? [...wasmConfigs.slice(0, 1), ['wrn-wasm', 'int8', CORES], ...wasmConfigs.slice(1)] : wasmConfigs;
 const { server, url } = await serve(root);
 const browser = await launch();
@@ -133,7 +133,7 @@ ratios.push(`| wasm memory with the model loaded / 300 MB | ${both((w) => ratio(
 const nb = bestInt8('native', 'onnxruntime', 1);
 ratios.push(`| native, 1 thread: tract int8 vs onnxruntime's best int8 (${nb?.model}) | ${ratio(find('native', 'tract', 'int8', 1)?.median_ms, nb?.median_ms)} | |`);
 
-const machine = `${cpus()[0].model}, ${CORES} cores; Node ${process.version}; ${sh('/usr/bin/chromium', ['--version']).trim()}; ` +
+const machine = `${cpus()[0].model}, ${CORES} cores; Node ${process.version}; ${sh('/usr/bin/chromium', ['--version'], { stdio: ['ignore', 'pipe', 'ignore'] }).trim()}; ` +
   `${RUNS} runs after a warm-up, median; weights: ${manifest.weights.source}`;
 const report = `${lines.join('\n')}\n\n${ratios.join('\n')}\n\nMachine: ${machine}\n`;
 console.log(`\n${report}`);
