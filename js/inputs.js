@@ -74,9 +74,7 @@ export async function toRgba(input) {
 
 /** The same, as a real ImageData (browsers only). */
 export async function toImageData(input) {
+  if (input instanceof ImageData) return input;
   const { data, width, height } = await toRgba(input);
-  if (has('ImageData') && !(input instanceof ImageData)) {
-    return new ImageData(new Uint8ClampedArray(data.buffer, data.byteOffset, data.byteLength), width, height);
-  }
-  return input instanceof ImageData ? input : { data, width, height };
+  return new ImageData(new Uint8ClampedArray(data.buffer, data.byteOffset, data.byteLength), width, height);
 }
