@@ -13,7 +13,9 @@ fn main() {
     let manifest = dir.join("manifest.json");
     println!("cargo:rerun-if-changed={}", manifest.display());
     let fail = |why: String| -> ! {
-        eprintln!("\nerror: {why}\n  make the model first: tools/build-model   (or set WRN_MODEL_DIR to a model folder)\n");
+        eprintln!(
+            "\nerror: {why}\n  make the model first: tools/build-model   (or set WRN_MODEL_DIR to a model folder)\n"
+        );
         std::process::exit(1);
     };
     let text = std::fs::read_to_string(&manifest)

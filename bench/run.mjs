@@ -49,23 +49,27 @@ function record(where, engine, model, threads, r, logitsPath) {
     `median ${r.median_ms.toFixed(0).padStart(6)} ms  peak ${r.peak_mb?.toFixed(0) ?? '-'} MB  wasm ${r.wasm_mb?.toFixed(0) ?? '-'} MB`);
 }
 
-for (const m of ['int8', 'fp32']) {
-  const logits = join(out, `native-tract-${m}.f32`);
-  const r = JSON.parse(sh(join(root, 'target/release/examples/tract_native'), [models[m], 'model/manifest.json', input, String(RUNS), logits]));
-  record('native', 'tract', m, 1, r, logits);
+// Engines are named with how wrn-wasm/tract hold the weights (WeightMemory): f32 is the CLI's default, int8 the
+// package's.
+for (const [engine, m, weights] of [['tract', 'int8', 'f32'], ['tract int8-weights', 'int8', 'int8'], ['tract', 'fp32', 'f32']]) {
+  const logits = join(out, `native-${engine.replace(' ', '-')}-${m}.f32`);
+  const r = JSON.parse(sh(join(root, 'target/release/examples/tract_native'), [models[m], 'model/manifest.json', input, String(RUNS), logits, weights]));
+  record('native', engine, m, 1, r, logits);
 }
 for (const m of Object.keys(models)) {
   const logits = join(out, `native-ort-${m}.f32`);
   record('native', 'onnxruntime', m, 1, JSON.parse(sh(py, ['bench/ort_native.py', models[m], input, '1', String(RUNS), logits])), logits);
 }
 
+const wrnOrOrt = (engine) => (engine.startsWith('wrn-wasm') ? 'wrn' : 'ortweb');
+const weightsOf = (engine) => (engine.includes('f32-weights') ? 'f32' : 'int8');
 const wasmConfigs = [
-  ['wrn-wasm', 'int8', 1], ['wrn-wasm', 'fp32', 1],
+  ['wrn-wasm', 'int8', 1], ['wrn-wasm f32-weights', 'int8', 1], ['wrn-wasm', 'fp32', 1],
   ...['int8', 'ort-qdq-u8', 'ort-qop-u8'].flatMap((m) => [1, CORES].map((t) => ['onnxruntime-web', m, t])),
 ];
 for (const [engine, m, t] of wasmConfigs) {
-  const logits = join(out, `node-${engine}-${m}-${t}.f32`);
-  const r = JSON.parse(sh('node', ['bench/wasm_node.mjs', engine === 'wrn-wasm' ? 'wrn' : 'ortweb', models[m], input, String(t), String(RUNS), logits]));
+  const logits = join(out, `node-${engine.replace(' ', '-')}-${m}-${t}.f32`);
+  const r = JSON.parse(sh('node', ['bench/wasm_node.mjs', wrnOrOrt(engine), models[m], input, String(t), String(RUNS), logits, weightsOf(engine)]));
   record('node', engine, m, t, r, logits);
 }
 
@@ -78,14 +82,14 @@ const browser = await launch();
 try {
   for (const [engine, m, t] of browserConfigs) {
     const modelUrl = '/' + models[m].slice(root.length);
-    const q = new URLSearchParams({ engine: engine === 'wrn-wasm' ? 'wrn' : 'ortweb', model: modelUrl, threads: t, runs: RUNS });
+    const q = new URLSearchParams({ engine: wrnOrOrt(engine), model: modelUrl, threads: t, runs: RUNS, weights: weightsOf(engine) });
     const { context, page, log } = await openPage(browser, `${url}bench/page/?${q}`);
     await page.waitForFunction(() => window.benchReady === true);
     const r = await page.evaluate((x) => window.bench(x), Array.from(readF32(input))).catch((e) => {
       throw new Error(`${e.message}\n${log.join('\n')}`);
     });
     if (!r.isolated && t > 1) throw new Error('the bench page is not cross-origin isolated: no threads');
-    const logits = join(out, `chromium-${engine}-${m}-${t}.f32`);
+    const logits = join(out, `chromium-${engine.replace(' ', '-')}-${m}-${t}.f32`);
     writeFileSync(logits, Buffer.from(new Float32Array(r.logits).buffer));
     record('chromium', engine, m, t, r, logits);
     await context.close();
@@ -129,7 +133,7 @@ ratios.push(`| inference, all ${CORES} cores, vs onnxruntime-web's best int8 at 
   return `${ratio(ours?.median_ms, b?.median_ms)} (${b?.model}; wrn-wasm on ${ours?.threads} thread${ours?.threads > 1 ? 's' : ''})`;
 })} |`);
 ratios.push(`| load+optimise, same int8 file | ${both((w) => ratio(find(w, 'wrn-wasm', 'int8', 1)?.load_ms, find(w, 'onnxruntime-web', 'int8', 1)?.load_ms))} |`);
-ratios.push(`| wasm memory with the model loaded / 300 MB | ${both((w) => ratio(find(w, 'wrn-wasm', 'int8', 1)?.wasm_mb, 300))} |`);
+ratios.push(`| wasm memory with the model loaded, after the runs / 300 MB | ${both((w) => ratio(find(w, 'wrn-wasm', 'int8', 1)?.wasm_mb, 300))} |`);
 const nb = bestInt8('native', 'onnxruntime', 1);
 ratios.push(`| native, 1 thread: tract int8 vs onnxruntime's best int8 (${nb?.model}) | ${ratio(find('native', 'tract', 'int8', 1)?.median_ms, nb?.median_ms)} | |`);
 

@@ -1,11 +1,12 @@
 //! tract natively on one model file, exactly as the crate loads it: load+optimise time, median inference after a
 //! warm-up, peak memory (VmHWM). One JSON line on stdout; tools/bench compares it with onnxruntime's.
 //!
-//! usage: cargo run --release --example tract_native -- MODEL.onnx MANIFEST.json INPUT.f32 RUNS LOGITS_OUT.f32
+//! usage: cargo run --release --example tract_native -- MODEL.onnx MANIFEST.json INPUT.f32 RUNS LOGITS_OUT.f32 [f32|int8]
+//! (the last: how the weights are held, WeightMemory; f32 by default, as the CLI)
 
 use std::time::Instant;
 
-use wrn_wasm::Classifier;
+use wrn_wasm::{Classifier, WeightMemory};
 
 fn peak_mb() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -15,8 +16,12 @@ fn peak_mb() -> f64 {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [model, manifest, input, runs, logits_out] = args.as_slice() else {
-        eprintln!("usage: tract_native MODEL.onnx MANIFEST.json INPUT.f32 RUNS LOGITS_OUT.f32");
+    let (weights, args) = match args.as_slice() {
+        [rest @ .., w] if rest.len() == 5 => (w.parse::<WeightMemory>().unwrap(), rest),
+        rest => (WeightMemory::F32, rest),
+    };
+    let [model, manifest, input, runs, logits_out] = args else {
+        eprintln!("usage: tract_native MODEL.onnx MANIFEST.json INPUT.f32 RUNS LOGITS_OUT.f32 [f32|int8]");
         std::process::exit(2);
     };
     let bytes = std::fs::read(model).unwrap();
@@ -24,7 +29,7 @@ fn main() {
     let input: Vec<f32> =
         std::fs::read(input).unwrap().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
     let t = Instant::now();
-    let classifier = Classifier::from_bytes(&bytes, &manifest).unwrap();
+    let classifier = Classifier::from_bytes_with(&bytes, &manifest, weights).unwrap();
     let load_ms = t.elapsed().as_secs_f64() * 1e3;
     drop(bytes);
     classifier.logits(input.clone()).unwrap(); // warm-up

@@ -1,9 +1,12 @@
 // One engine in Node on one model file: wrn-wasm (pkg/) or onnxruntime-web (wasm backend).
 // Load = instantiating the engine's .wasm + building the session from the model bytes. One JSON line on stdout.
-//   node bench/wasm_node.mjs wrn|ortweb MODEL.onnx INPUT.f32 THREADS RUNS LOGITS_OUT.f32
+//   node bench/wasm_node.mjs wrn|ortweb MODEL.onnx INPUT.f32 THREADS RUNS LOGITS_OUT.f32 [int8|f32]
+// (the last: wrn-wasm's weight memory, its default when omitted). wrn-wasm loads the model it embeds as users do
+// (loadEmbedded: no copy of the file in wasm memory), and any other file with fromBytes.
 import { readFileSync, writeFileSync } from 'node:fs';
+import { basename } from 'node:path';
 
-const [engine, model, inputPath, threads, runs, logitsOut] = process.argv.slice(2);
+const [engine, model, inputPath, threads, runs, logitsOut, weights] = process.argv.slice(2);
 const input = new Float32Array(new Uint8Array(readFileSync(inputPath)).buffer);
 const modelBytes = new Uint8Array(readFileSync(model));
 const root = new URL('../', import.meta.url);
@@ -16,7 +19,8 @@ async function wrn() {
   const manifest = readFileSync(new URL('model/manifest.json', root), 'utf8');
   const t0 = performance.now();
   const exports = await init({ module_or_path: wasmBytes });
-  const classifier = WasmClassifier.fromBytes(modelBytes, manifest);
+  const embedded = JSON.parse(manifest).model_file === basename(model);
+  const classifier = embedded ? WasmClassifier.loadEmbedded(weights) : WasmClassifier.fromBytes(modelBytes, manifest, weights);
   const loadMs = performance.now() - t0;
   const run = () => classifier.logits(input);
   return { loadMs, run, wasmMb: () => exports.memory.buffer.byteLength / 1e6 };

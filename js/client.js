@@ -17,13 +17,14 @@ export class ClassifierWorker {
    * Starts the worker and loads the model. `onProgress({stage, loaded, total})` sees 'fetch' (bytes of the .wasm),
    * 'compile', 'model' (building the network), then `ready()` resolves with { info, loadMs, threads }.
    * `threads` (default: every core) takes effect where the page is cross-origin isolated and the threaded build is
-   * served beside worker.js; elsewhere the worker runs on one thread.
+   * served beside worker.js; elsewhere the worker runs on one thread. `weights`: 'int8' (default) or 'f32', as for
+   * Classifier.load.
    */
-  constructor({ onProgress, worker, wasmUrl, threads = globalThis.navigator?.hardwareConcurrency ?? 1 } = {}) {
+  constructor({ onProgress, worker, wasmUrl, threads = globalThis.navigator?.hardwareConcurrency ?? 1, weights } = {}) {
     this.#worker = worker ?? new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
     this.#worker.onmessage = ({ data }) => this.#receive(data);
     this.#worker.onerror = (e) => this.#failAll(new Error(`wrn-wasm worker failed: ${e.message ?? 'unknown error'}`));
-    this.#ready = this.#call({ type: 'load', wasmUrl: wasmUrl && String(wasmUrl), threads }, [], onProgress);
+    this.#ready = this.#call({ type: 'load', wasmUrl: wasmUrl && String(wasmUrl), threads, weights }, [], onProgress);
     this.#ready.catch(() => {}); // reported through ready() and every classify()
   }
 

@@ -1,5 +1,5 @@
 export * from './types.js';
-import type { ClassifierLoader, ClassifierOf, ClassifyOptions, ModelInfo, Prediction, RgbaImage } from './types.js';
+import type { ClassifierLoader, ClassifierOf, ClassifyOptions, LoadOptions, ModelInfo, Prediction, RgbaImage } from './types.js';
 
 /** Every input `classify` accepts in a browser. */
 export type ImageInput =
@@ -34,7 +34,7 @@ export interface LoadProgress {
   total?: number;
 }
 
-export interface WorkerOptions {
+export interface WorkerOptions extends LoadOptions {
   onProgress?: (progress: LoadProgress) => void;
   /** Use this worker instead of the package's (it must speak the same protocol). */
   worker?: Worker;

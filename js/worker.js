@@ -1,5 +1,5 @@
 // The classifier inside a module Web Worker, so the page's thread never blocks on the model.
-// Protocol (all plain data): in  {id, type: 'load', threads?, wasmUrl?}
+// Protocol (all plain data): in  {id, type: 'load', threads?, wasmUrl?, weights?}
 //                                | {id, type: 'classify', data: ArrayBuffer, width, height, topK}
 //                            out {id, type: 'progress', stage, loaded?, total?} | {id, type: 'ready', info, loadMs, threads}
 //                                | {id, type: 'result', top, ms} | {id, type: 'error', message}
@@ -49,7 +49,7 @@ async function fetchWithProgress(url, report) {
   return bytes;
 }
 
-async function load(id, { wasmUrl, threads = 1 }) {
+async function load(id, { wasmUrl, threads = 1, weights }) {
   const t0 = performance.now();
   const progress = (stage, extra = {}) => postMessage({ id, type: 'progress', stage, ...extra });
   const build = await chooseBuild(threads);
@@ -61,7 +61,7 @@ async function load(id, { wasmUrl, threads = 1 }) {
     build.glue.useThreads(build.threads);
   }
   progress('model');
-  classifier = build.glue.WasmClassifier.loadEmbedded();
+  classifier = build.glue.WasmClassifier.loadEmbedded(weights);
   postMessage({ id, type: 'ready', info: JSON.parse(classifier.manifestJson()), loadMs: performance.now() - t0,
                 threads: build.threads });
 }

@@ -3,7 +3,7 @@
 use crate::error::{Error, Result};
 use crate::labels::{self, Class};
 use crate::manifest::Manifest;
-use crate::model::Model;
+use crate::model::{Model, WeightMemory};
 use crate::preprocess::{self, Recipe, Rgba};
 use crate::scores::{self, Prediction};
 
@@ -19,26 +19,37 @@ impl Classifier {
     /// The model and manifest compiled into this crate.
     #[cfg(feature = "embed")]
     pub fn embedded() -> Result<Classifier> {
-        Classifier::from_bytes(crate::embedded::MODEL, crate::embedded::MANIFEST)
+        Classifier::embedded_with(WeightMemory::default())
+    }
+
+    /// The embedded model, its weights held as `weights` says.
+    #[cfg(feature = "embed")]
+    pub fn embedded_with(weights: WeightMemory) -> Result<Classifier> {
+        Classifier::from_bytes_with(crate::embedded::MODEL, crate::embedded::MANIFEST, weights)
     }
 
     /// A model from its ONNX bytes and its manifest.json text.
     pub fn from_bytes(model: &[u8], manifest_json: &str) -> Result<Classifier> {
+        Classifier::from_bytes_with(model, manifest_json, WeightMemory::default())
+    }
+
+    /// A model from its ONNX bytes and its manifest.json text, its weights held as `weights` says.
+    pub fn from_bytes_with(model: &[u8], manifest_json: &str, weights: WeightMemory) -> Result<Classifier> {
         let manifest = Manifest::from_json(manifest_json)?;
         if manifest.num_classes != labels::imagenet1k().len() {
             return Err(Error::Manifest(format!("{} classes, but the labels are ImageNet-1k's", manifest.num_classes)));
         }
-        let model = Model::from_onnx(model, &manifest.input.shape, manifest.num_classes)?;
+        let model = Model::from_onnx(model, &manifest.input.shape, manifest.num_classes, weights)?;
         Ok(Classifier { recipe: Recipe::from(&manifest), manifest, model })
     }
 
     /// A model folder as tools/build_model.py writes it: manifest.json and the model file it names.
-    pub fn from_dir(dir: &std::path::Path) -> Result<Classifier> {
+    pub fn from_dir(dir: &std::path::Path, weights: WeightMemory) -> Result<Classifier> {
         let read = |p: std::path::PathBuf| std::fs::read(&p).map_err(|e| Error::Model(format!("{}: {e}", p.display())));
         let manifest_json = String::from_utf8(read(dir.join("manifest.json"))?)
             .map_err(|e| Error::Manifest(format!("manifest.json is not UTF-8: {e}")))?;
         let manifest = Manifest::from_json(&manifest_json)?;
-        Classifier::from_bytes(&read(dir.join(&manifest.model_file))?, &manifest_json)
+        Classifier::from_bytes_with(&read(dir.join(&manifest.model_file))?, &manifest_json, weights)
     }
 
     pub fn manifest(&self) -> &Manifest {
@@ -63,6 +74,11 @@ impl Classifier {
     /// The `k` most likely classes, best first.
     pub fn classify(&self, image: Rgba, k: usize) -> Result<Vec<Prediction>> {
         Ok(scores::top_k(&self.scores(image)?, self.classes(), k))
+    }
+
+    /// How many weight matrices are held as int8 panels (0 with [`WeightMemory::F32`]).
+    pub fn int8_matrices(&self) -> usize {
+        self.model.int8_matrices()
     }
 
     pub fn classes(&self) -> &'static [Class] {

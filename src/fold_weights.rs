@@ -5,7 +5,10 @@
 //! for the weights above its 4 MiB folding budget, dequantise again at every run. Computing `(q - zero) * scale`
 //! here in a plain loop takes ~0.1 s and leaves tract an fp32 graph: same numbers as onnxruntime's DequantizeLinear.
 
-use tract_onnx::pb::{GraphProto, NodeProto, TensorProto, tensor_proto::DataType};
+use std::collections::{HashMap, HashSet};
+
+use tract_onnx::pb::attribute_proto::AttributeType;
+use tract_onnx::pb::{AttributeProto, GraphProto, NodeProto, TensorProto, tensor_proto::DataType};
 
 use crate::error::{Error, Result};
 
@@ -25,15 +28,149 @@ pub fn fold_constant_dequantize(graph: &mut GraphProto) -> Result<usize> {
         }
     }
     graph.node = kept;
-    // Drop the int8 tensors, scales and zero points nobody reads any more.
-    let used: std::collections::HashSet<&str> =
-        graph.node.iter().flat_map(|n| n.input.iter().map(String::as_str)).collect();
-    let outputs: std::collections::HashSet<&str> = graph.output.iter().map(|o| o.name.as_str()).collect();
+    drop_unused_initializers(graph);
+    Ok(folded)
+}
+
+/// Drops the initializers (int8 tensors, scales, zero points, biases) no node reads any more.
+fn drop_unused_initializers(graph: &mut GraphProto) {
+    let used: HashSet<&str> = graph.node.iter().flat_map(|n| n.input.iter().map(String::as_str)).collect();
+    let outputs: HashSet<&str> = graph.output.iter().map(|o| o.name.as_str()).collect();
     let keep: Vec<bool> =
         graph.initializer.iter().map(|t| used.contains(t.name.as_str()) || outputs.contains(t.name.as_str())).collect();
     let mut keep = keep.into_iter();
     graph.initializer.retain(|_| keep.next().unwrap_or(true));
-    Ok(folded)
+}
+
+/// Rewrites every Conv or Gemm (transB=1) whose weight is a per-output-channel symmetric DequantizeLinear of
+/// constants into `Cast(int8 -> f32) -> Conv/Gemm -> Mul(scale) -> Add(bias)`, the form tract loads fast and keeps
+/// int8 (a per-output-channel scale commutes with the product; tract moves it back onto the weight as
+/// `Mul(Cast(q), scale)`, the same f32 products as DequantizeLinear). tract folds that into f32 for the weights under
+/// its 4 MiB constant-folding budget, and evaluates it at every run for the larger ones, which int8_panels then
+/// replaces by int8 panels. The graph handed to tract stays int8 throughout: no f32 copy of the weights in the proto.
+/// Returns how many were rewritten; call [`fold_constant_dequantize`] afterwards for any other DequantizeLinear.
+pub fn keep_weights_int8(graph: &mut GraphProto) -> Result<usize> {
+    let producers: HashMap<String, NodeProto> = graph
+        .node
+        .iter()
+        .filter(|n| n.op_type == "DequantizeLinear")
+        .map(|n| (n.output[0].clone(), n.clone()))
+        .collect();
+    let mut rewritten = 0;
+    let mut new_inits = Vec::new();
+    let nodes = std::mem::take(&mut graph.node);
+    let mut out = Vec::with_capacity(nodes.len());
+    for node in nodes {
+        let Some(plan) = int8_plan(graph, &producers, &node) else {
+            out.push(node);
+            continue;
+        };
+        let Int8Plan { q_name, scale, rank } = plan;
+        let name = node.name.clone();
+        let y = node.output[0].clone();
+        let channels = scale.len();
+        let shape: Vec<i64> = if rank == 4 { vec![1, channels as i64, 1, 1] } else { vec![channels as i64] };
+        let cast = format!("{name}.weight_f32");
+        let raw = format!("{name}.unscaled");
+        let scaled = format!("{name}.scaled");
+        out.push(NodeProto {
+            name: format!("{name}/cast_weight"),
+            op_type: "Cast".into(),
+            input: vec![q_name],
+            output: vec![cast.clone()],
+            attribute: vec![AttributeProto {
+                name: "to".into(),
+                i: DataType::Float as i64,
+                r#type: AttributeType::Int as i32,
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        let bias = node.input.get(2).filter(|b| !b.is_empty()).cloned();
+        let mut product = node;
+        product.input = vec![product.input[0].clone(), cast];
+        product.output = vec![raw.clone()];
+        out.push(product);
+        new_inits.push(f32_tensor(format!("{name}.channel_scale"), &shape, &scale));
+        let after_scale = if bias.is_some() { scaled.clone() } else { y.clone() };
+        out.push(binary("Mul", format!("{name}/mul_scale"), raw, format!("{name}.channel_scale"), after_scale.clone()));
+        if let Some(bias) = bias {
+            let values = initializer(graph, &bias)
+                .and_then(floats)
+                .ok_or_else(|| Error::Model(format!("{name}: bias {bias} is not a float32 initializer")))?;
+            new_inits.push(f32_tensor(format!("{name}.channel_bias"), &shape, &values));
+            out.push(binary("Add", format!("{name}/add_bias"), after_scale, format!("{name}.channel_bias"), y));
+        }
+        rewritten += 1;
+    }
+    // The DequantizeLinear nodes of the rewritten weights have no reader left.
+    let used: HashSet<String> = out.iter().flat_map(|n| n.input.iter().cloned()).collect();
+    out.retain(|n| n.op_type != "DequantizeLinear" || n.output.iter().any(|o| used.contains(o)));
+    graph.node = out;
+    graph.initializer.extend(new_inits);
+    drop_unused_initializers(graph);
+    Ok(rewritten)
+}
+
+struct Int8Plan {
+    q_name: String,
+    scale: Vec<f32>,
+    /// Rank of the product's output: 4 for Conv (scale as [1, C, 1, 1]), 2 for Gemm (scale as [C]).
+    rank: usize,
+}
+
+/// What it takes to run `node` on its int8 weight, if it qualifies.
+fn int8_plan(graph: &GraphProto, producers: &HashMap<String, NodeProto>, node: &NodeProto) -> Option<Int8Plan> {
+    let attr = |name: &str| node.attribute.iter().find(|a| a.name == name);
+    let rank = match node.op_type.as_str() {
+        "Conv" if attr("group").is_none_or(|a| a.i == 1) => 4,
+        "Gemm"
+            if attr("transB").is_some_and(|a| a.i == 1)
+                && attr("transA").is_none_or(|a| a.i == 0)
+                && attr("alpha").is_none_or(|a| a.f == 1.0)
+                && attr("beta").is_none_or(|a| a.f == 1.0) =>
+        {
+            2
+        }
+        _ => return None,
+    };
+    let dq = producers.get(node.input.get(1)?)?;
+    if dq.attribute.iter().find(|a| a.name == "axis").is_some_and(|a| a.i != 0) {
+        return None;
+    }
+    let q = initializer(graph, &dq.input[0])?;
+    if q.data_type != DataType::Int8 as i32 {
+        return None;
+    }
+    let scale = floats(initializer(graph, dq.input.get(1)?)?)?;
+    let zero_is_0 = match dq.input.get(2).filter(|n| !n.is_empty()) {
+        Some(z) => integers(initializer(graph, z)?)?.iter().all(|&z| z == 0),
+        None => true,
+    };
+    let channels = *q.dims.first()? as usize;
+    if !zero_is_0 || scale.len() != channels {
+        return None;
+    }
+    if let Some(bias) = node.input.get(2).filter(|b| !b.is_empty()) {
+        if initializer(graph, bias).and_then(floats).is_none_or(|b| b.len() != channels) {
+            return None;
+        }
+    }
+    Some(Int8Plan { q_name: q.name.clone(), scale, rank })
+}
+
+fn binary(op: &str, name: String, a: String, b: String, y: String) -> NodeProto {
+    NodeProto { name, op_type: op.into(), input: vec![a, b], output: vec![y], ..Default::default() }
+}
+
+fn f32_tensor(name: String, dims: &[i64], values: &[f32]) -> TensorProto {
+    TensorProto {
+        name,
+        dims: dims.to_vec(),
+        data_type: DataType::Float as i32,
+        raw_data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        ..Default::default()
+    }
 }
 
 fn initializer<'g>(graph: &'g GraphProto, name: &str) -> Option<&'g TensorProto> {

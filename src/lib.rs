@@ -9,6 +9,7 @@ mod classifier;
 mod embedded;
 mod error;
 mod fold_weights;
+mod int8_panels;
 pub mod labels;
 pub mod manifest;
 pub mod model;
@@ -21,6 +22,7 @@ pub mod web;
 pub use classifier::Classifier;
 pub use error::{Error, Result};
 pub use manifest::Manifest;
+pub use model::WeightMemory;
 pub use preprocess::Rgba;
 pub use scores::Prediction;
 

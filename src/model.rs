@@ -7,13 +7,45 @@ use tract_onnx::pb::ModelProto;
 use tract_onnx::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::fold_weights::fold_constant_dequantize;
+use crate::fold_weights::{fold_constant_dequantize, keep_weights_int8};
+use crate::int8_panels::keep_packed_weights_int8;
+
+/// How the weights of the large matrices are held once loaded. Both give the same logits to f32 rounding (the
+/// tests hold both to onnxruntime's).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WeightMemory {
+    /// Packed f32, as tract keeps them: the fastest, and ~4x the int8 file in memory (about 600 MB at the load peak
+    /// for WRN-50-2, which wasm memory never gives back).
+    F32,
+    /// The weights above tract's 4 MiB folding budget stay int8 with one scale per output channel and are widened
+    /// to f32 one matrix at a time while it runs (src/int8_panels.rs): under half the memory, a little slower.
+    Int8,
+}
+
+impl Default for WeightMemory {
+    /// Int8 in wasm, where memory is scarce (a browser tab, a phone); F32 natively, where speed matters more.
+    fn default() -> Self {
+        if cfg!(target_arch = "wasm32") { WeightMemory::Int8 } else { WeightMemory::F32 }
+    }
+}
+
+impl std::str::FromStr for WeightMemory {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "int8" => Ok(WeightMemory::Int8),
+            "f32" => Ok(WeightMemory::F32),
+            _ => Err(Error::Model(format!("weights must be \"int8\" or \"f32\", not {s:?}"))),
+        }
+    }
+}
 
 /// A loaded, optimised network with one input and one output.
 pub struct Model {
     plan: Arc<TypedRunnableModel>,
     input_shape: Vec<usize>,
     output_len: usize,
+    int8_matrices: usize,
 }
 
 impl std::fmt::Debug for Model {
@@ -23,19 +55,24 @@ impl std::fmt::Debug for Model {
 }
 
 impl Model {
-    /// Decodes ONNX bytes, folds constant weight dequantisation, types the graph for `input_shape` and optimises it.
-    pub fn from_onnx(bytes: &[u8], input_shape: &[usize], output_len: usize) -> Result<Model> {
+    /// Decodes ONNX bytes, folds constant weight dequantisation, types the graph for `input_shape` and optimises it,
+    /// keeping the weights as `weights` says.
+    pub fn from_onnx(bytes: &[u8], input_shape: &[usize], output_len: usize, weights: WeightMemory) -> Result<Model> {
         let mut proto = ModelProto::decode(bytes).map_err(|e| Error::Model(format!("not an ONNX model: {e}")))?;
         let graph = proto.graph.as_mut().ok_or_else(|| Error::Model("ONNX model has no graph".into()))?;
+        if weights == WeightMemory::Int8 {
+            keep_weights_int8(graph)?;
+        }
         fold_constant_dequantize(graph)?;
         // Shapes recorded for intermediate values can disagree with what tract infers (batch dimension): let it infer.
         graph.value_info.clear();
-        let model = tract_onnx::onnx()
-            .model_for_proto_model(&proto)?
-            .with_input_fact(0, f32::fact(input_shape).into())?;
+        let model =
+            tract_onnx::onnx().model_for_proto_model(&proto)?.with_input_fact(0, f32::fact(input_shape).into())?;
         drop(proto);
-        let plan = model.into_optimized()?.into_runnable()?;
-        let model = Model { plan, input_shape: input_shape.to_vec(), output_len };
+        let mut model = model.into_optimized()?;
+        let int8_matrices = if weights == WeightMemory::Int8 { keep_packed_weights_int8(&mut model)? } else { 0 };
+        let plan = model.into_runnable()?;
+        let model = Model { plan, input_shape: input_shape.to_vec(), output_len, int8_matrices };
         model.check_output_shape()?;
         Ok(model)
     }
@@ -56,6 +93,11 @@ impl Model {
         let tensor = Tensor::from(array);
         let outputs = self.plan.run(tvec!(tensor.into()))?;
         Ok(outputs[0].to_plain_array_view::<f32>()?.iter().copied().collect())
+    }
+
+    /// How many weight matrices are held as int8 panels.
+    pub fn int8_matrices(&self) -> usize {
+        self.int8_matrices
     }
 
     pub fn input_shape(&self) -> &[usize] {

@@ -32,7 +32,11 @@ impl Filter {
         let x = x.abs();
         match self {
             Filter::Bilinear => {
-                if x < 1.0 { 1.0 - x } else { 0.0 }
+                if x < 1.0 {
+                    1.0 - x
+                } else {
+                    0.0
+                }
             }
             Filter::Bicubic => {
                 const A: f64 = -0.5;

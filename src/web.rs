@@ -7,7 +7,7 @@
 use js_sys::{Array, Object, Reflect};
 use wasm_bindgen::prelude::*;
 
-use crate::{Classifier, Prediction, Rgba};
+use crate::{Classifier, Prediction, Rgba, WeightMemory};
 
 #[wasm_bindgen(start)]
 fn start() {
@@ -34,24 +34,32 @@ pub struct WasmClassifier {
 
 #[wasm_bindgen]
 impl WasmClassifier {
-    /// The model compiled into this .wasm.
+    /// The model compiled into this .wasm. `weights`: "int8" (the default: large weights stay int8 in memory) or
+    /// "f32" (a little faster, more than twice the memory).
     #[cfg(feature = "embed")]
     #[wasm_bindgen(js_name = loadEmbedded)]
-    pub fn load_embedded() -> Result<WasmClassifier, JsError> {
-        Ok(WasmClassifier { inner: Classifier::embedded()? })
+    pub fn load_embedded(weights: Option<String>) -> Result<WasmClassifier, JsError> {
+        Ok(WasmClassifier { inner: Classifier::embedded_with(weight_memory(weights)?)? })
     }
 
     /// A model from ONNX bytes and its manifest.json text (the embedded manifest when omitted and there is one).
+    /// `weights` as for `loadEmbedded`.
     #[wasm_bindgen(js_name = fromBytes)]
-    pub fn from_bytes(model: &[u8], manifest_json: Option<String>) -> Result<WasmClassifier, JsError> {
+    pub fn from_bytes(
+        model: &[u8],
+        manifest_json: Option<String>,
+        weights: Option<String>,
+    ) -> Result<WasmClassifier, JsError> {
         let manifest = match manifest_json {
             Some(m) => m,
             #[cfg(feature = "embed")]
             None => crate::embedded_manifest().to_owned(),
             #[cfg(not(feature = "embed"))]
-            None => return Err(JsError::new("fromBytes needs the model's manifest.json (this build embeds none)")),
+            None => {
+                return Err(JsError::new("fromBytes needs the model's manifest.json (this build embeds none)"));
+            }
         };
-        Ok(WasmClassifier { inner: Classifier::from_bytes(model, &manifest)? })
+        Ok(WasmClassifier { inner: Classifier::from_bytes_with(model, &manifest, weight_memory(weights)?)? })
     }
 
     /// Top-k of an RGBA8 image: an array of `{ index, label, wnid, score }`, best first.
@@ -75,11 +83,21 @@ impl WasmClassifier {
         Ok(self.inner.logits(input)?)
     }
 
+    /// How many weight matrices are held as int8 panels (0 with weights "f32").
+    #[wasm_bindgen(js_name = int8Matrices)]
+    pub fn int8_matrices(&self) -> usize {
+        self.inner.int8_matrices()
+    }
+
     /// The manifest (weights, params, sha256, recipe) as JSON text.
     #[wasm_bindgen(js_name = manifestJson)]
     pub fn manifest_json(&self) -> String {
         self.inner.manifest().to_json()
     }
+}
+
+fn weight_memory(weights: Option<String>) -> Result<WeightMemory, JsError> {
+    Ok(weights.as_deref().map(str::parse).transpose()?.unwrap_or_default())
 }
 
 fn prediction_object(p: &Prediction) -> Result<JsValue, JsError> {

@@ -19,13 +19,19 @@ fn json_lines(out: &Output) -> Vec<Value> {
 }
 
 fn scores(line: &Value) -> Vec<(u64, f64)> {
-    line["top"].as_array().unwrap().iter().map(|p| (p["index"].as_u64().unwrap(), p["score"].as_f64().unwrap())).collect()
+    line["top"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["index"].as_u64().unwrap(), p["score"].as_f64().unwrap()))
+        .collect()
 }
 
 #[test]
 fn json_output_equals_the_library_on_the_same_pixels() {
     let photos = [sample("chelsea.png"), sample("rocket.jpg"), sample("coffee.png")];
-    let args: Vec<&str> = ["--json", "--top", "7"].into_iter().chain(photos.iter().map(|p| p.to_str().unwrap())).collect();
+    let args: Vec<&str> =
+        ["--json", "--top", "7"].into_iter().chain(photos.iter().map(|p| p.to_str().unwrap())).collect();
     let lines = json_lines(&cli(&args));
     assert_eq!(lines.len(), photos.len());
     let classifier = Classifier::embedded().unwrap();
@@ -103,7 +109,8 @@ fn errors_are_reported_and_other_images_still_classified() {
 fn model_folder_gives_the_same_results_as_the_embedded_model() {
     let photo = sample("rocket.jpg");
     let embedded = json_lines(&cli(&["--json", photo.to_str().unwrap()]));
-    let from_dir = json_lines(&cli(&["--json", "--model", root().join("model").to_str().unwrap(), photo.to_str().unwrap()]));
+    let from_dir =
+        json_lines(&cli(&["--json", "--model", root().join("model").to_str().unwrap(), photo.to_str().unwrap()]));
     assert_eq!(scores(&embedded[0]), scores(&from_dir[0]));
 }
 
@@ -111,7 +118,11 @@ fn model_folder_gives_the_same_results_as_the_embedded_model() {
 fn eval_reports_top1_top5_of_a_labelled_folder() {
     let dir = scratch("cli_eval");
     // wnid -> images of that class; labels are true, whatever synthetic weights make of them.
-    let layout = [("n02123045", vec!["chelsea.png", "astronaut.png"]), ("n03063599", vec!["coffee.png"]), ("n04266014", vec!["rocket.jpg"])];
+    let layout = [
+        ("n02123045", vec!["chelsea.png", "astronaut.png"]),
+        ("n03063599", vec!["coffee.png"]),
+        ("n04266014", vec!["rocket.jpg"]),
+    ];
     let mut expected = (0, 0);
     let classifier = Classifier::embedded().unwrap();
     for (wnid, photos) in &layout {
@@ -148,4 +159,19 @@ fn threads_give_identical_results() {
     let two = json_lines(&cli(&["--json", "--top", "1000", "--threads", "2", photo.to_str().unwrap()]));
     assert_eq!(scores(&one[0]), scores(&two[0]));
     assert_eq!(cli(&["--threads", "0", photo.to_str().unwrap()]).status.code(), Some(2));
+}
+
+#[test]
+fn int8_weights_give_the_same_classes_and_scores() {
+    let photo = sample("coffee.png");
+    let f32 = json_lines(&cli(&["--json", "--top", "10", photo.to_str().unwrap()]));
+    let int8 = json_lines(&cli(&["--json", "--top", "10", "--weights", "int8", photo.to_str().unwrap()]));
+    let (a, b) = (scores(&f32[0]), scores(&int8[0]));
+    assert_eq!(a.iter().map(|s| s.0).collect::<Vec<_>>(), b.iter().map(|s| s.0).collect::<Vec<_>>());
+    for ((_, x), (_, y)) in a.iter().zip(&b) {
+        assert!((x - y).abs() < 1e-5, "score {x} with f32 weights, {y} with int8");
+    }
+    let out = cli(&["--weights", "int4", photo.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--weights takes f32 or int8"));
 }

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use wrn_wasm::{Classifier, Manifest, Rgba};
+use wrn_wasm::{Classifier, Manifest, Rgba, WeightMemory};
 
 const TOLERANCE: f32 = 1e-4;
 
@@ -34,7 +34,8 @@ fn check_against_onnxruntime(label: &str, classifier: &Classifier, model_path: &
         let reference = read_f32(&path.with_extension("logits.f32"));
         let ours = classifier.logits(x).unwrap();
         let diff = max_abs_diff(&ours, &reference);
-        let spread = reference.iter().copied().fold(f32::MIN, f32::max) - reference.iter().copied().fold(f32::MAX, f32::min);
+        let spread =
+            reference.iter().copied().fold(f32::MIN, f32::max) - reference.iter().copied().fold(f32::MAX, f32::min);
         eprintln!("{label} {name}: max |tract - onnxruntime| = {diff:e} (logit range {spread})");
         assert!(diff <= TOLERANCE, "{label} {name}: tract differs from onnxruntime by {diff}");
         assert!(spread > 0.1, "{label} {name}: logits are nearly constant, the comparison would prove little");
@@ -44,14 +45,27 @@ fn check_against_onnxruntime(label: &str, classifier: &Classifier, model_path: &
 #[test]
 fn int8_logits_match_onnxruntime() {
     let manifest = Manifest::from_json(wrn_wasm::embedded_manifest()).unwrap();
-    let classifier = Classifier::embedded().unwrap();
+    let classifier = Classifier::embedded_with(WeightMemory::F32).unwrap();
     check_against_onnxruntime("int8", &classifier, &root().join("model").join(&manifest.model_file));
+}
+
+/// The same file with the large weights kept int8 in memory and widened panel by panel (the wasm default).
+#[test]
+fn int8_resident_logits_match_onnxruntime() {
+    let manifest = Manifest::from_json(wrn_wasm::embedded_manifest()).unwrap();
+    let classifier = Classifier::embedded_with(WeightMemory::Int8).unwrap();
+    // WRN-50-2 has 16 weights above tract's 4 MiB folding budget: layer3 and layer4's 3x3, layer4's 1x1, fc.
+    assert_eq!(classifier.int8_matrices(), 16, "the large weights are not all held as int8 panels");
+    check_against_onnxruntime("int8-resident", &classifier, &root().join("model").join(&manifest.model_file));
 }
 
 #[test]
 fn fp32_logits_match_onnxruntime() {
     let manifest = Manifest::from_json(wrn_wasm::embedded_manifest()).unwrap();
-    let fp32 = manifest.extra.get("fp32_model_file").and_then(|v| v.as_str())
+    let fp32 = manifest
+        .extra
+        .get("fp32_model_file")
+        .and_then(|v| v.as_str())
         .expect("model/manifest.json has no fp32 model: tools/test builds it with tools/build_model.py --fp32");
     let path = root().join("model").join(fp32);
     let classifier = Classifier::from_bytes(&std::fs::read(&path).unwrap(), wrn_wasm::embedded_manifest()).unwrap();

@@ -8,9 +8,9 @@ mod common;
 const MAX_LEVELS: u8 = 0;
 
 use common::*;
+use wrn_wasm::Rgba;
 use wrn_wasm::manifest::Interpolation;
 use wrn_wasm::preprocess::{Recipe, resize_crop};
-use wrn_wasm::Rgba;
 
 struct Case {
     name: String,
@@ -27,11 +27,22 @@ fn cases() -> Vec<Case> {
     }
     // Noise is the harshest test of filter weights and rounding; the shapes probe window clamping and crop rounding.
     for (w, h) in [(1, 1), (1, 37), (37, 1), (7000, 10), (10, 7000), (3, 2), (225, 300), (227, 227), (301, 513)] {
-        cases.push(Case { name: format!("noise_{w}x{h}"), rgba: noise((w * h * 4) as usize, (w * 31 + h) as u64), width: w, height: h });
+        cases.push(Case {
+            name: format!("noise_{w}x{h}"),
+            rgba: noise((w * h * 4) as usize, (w * 31 + h) as u64),
+            width: w,
+            height: h,
+        });
     }
     // Grayscale: R = G = B, as a decoder expands it.
     let (rgba, width, height) = load_rgba(&sample("chelsea.png"));
-    let gray: Vec<u8> = rgba.chunks_exact(4).flat_map(|p| { let g = ((p[0] as u32 * 299 + p[1] as u32 * 587 + p[2] as u32 * 114) / 1000) as u8; [g, g, g, 255] }).collect();
+    let gray: Vec<u8> = rgba
+        .chunks_exact(4)
+        .flat_map(|p| {
+            let g = ((p[0] as u32 * 299 + p[1] as u32 * 587 + p[2] as u32 * 114) / 1000) as u8;
+            [g, g, g, 255]
+        })
+        .collect();
     cases.push(Case { name: "gray".into(), rgba: gray, width, height });
     // Alpha: varying transparency must be ignored, as convert("RGB") does.
     let mut alpha = rgba.clone();
@@ -70,7 +81,9 @@ fn resize_and_crop_match_pillow_bit_for_bit() {
     for (name, rgba) in &ours {
         let pillow = std::fs::read(dir.join(format!("{name}.rgb"))).unwrap();
         assert_eq!(pillow.len(), 224 * 224 * 3, "{name}");
-        let diff = rgba.chunks_exact(4).zip(pillow.chunks_exact(3))
+        let diff = rgba
+            .chunks_exact(4)
+            .zip(pillow.chunks_exact(3))
             .flat_map(|(a, b)| (0..3).map(move |c| a[c].abs_diff(b[c])))
             .max()
             .unwrap();

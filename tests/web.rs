@@ -23,7 +23,7 @@ fn error_message(e: wasm_bindgen::JsValue) -> String {
 
 #[wasm_bindgen_test]
 fn classifies_and_returns_plain_objects() {
-    let c = WasmClassifier::load_embedded().unwrap();
+    let c = WasmClassifier::load_embedded(None).unwrap();
     let (rgba, w, h) = chelsea();
     let top = c.classify(&rgba, w, h, 5).unwrap();
     assert_eq!(top.length(), 5);
@@ -47,7 +47,7 @@ fn classifies_and_returns_plain_objects() {
 
 #[wasm_bindgen_test]
 fn bad_input_is_a_js_error_and_the_classifier_keeps_working() {
-    let c = WasmClassifier::load_embedded().unwrap();
+    let c = WasmClassifier::load_embedded(None).unwrap();
     let (rgba, w, h) = chelsea();
     let before = c.scores(&rgba, w, h).unwrap();
     let wrong_length = c.classify(&rgba[4..], w, h, 5).map(|_| ()).unwrap_err();
@@ -62,13 +62,31 @@ fn bad_input_is_a_js_error_and_the_classifier_keeps_working() {
 fn corrupt_model_bytes_are_a_js_error() {
     let model = wrn_wasm::embedded_model();
     for bytes in [&model[..model.len() / 3], &[1u8, 2, 3][..], &[][..]] {
-        let e = WasmClassifier::from_bytes(bytes, None).map(|_| ()).unwrap_err();
+        let e = WasmClassifier::from_bytes(bytes, None, None).map(|_| ()).unwrap_err();
         assert!(error_message(e.into()).starts_with("model error"));
     }
-    let e = WasmClassifier::from_bytes(model, Some("{}".into())).map(|_| ()).unwrap_err();
+    let e = WasmClassifier::from_bytes(model, Some("{}".into()), None).map(|_| ()).unwrap_err();
     assert!(error_message(e.into()).starts_with("invalid manifest"));
     // A good load after all that.
-    let c = WasmClassifier::from_bytes(model, None).unwrap();
+    let c = WasmClassifier::from_bytes(model, None, None).unwrap();
     let (rgba, w, h) = chelsea();
     assert_eq!(c.classify(&rgba, w, h, 3).unwrap().length(), 3);
+}
+
+/// In wasm the large weights stay int8 unless asked otherwise, and both ways give the same logits.
+#[wasm_bindgen_test]
+fn weights_int8_by_default_and_f32_on_request() {
+    let input: Vec<f32> = (0..3 * 224 * 224).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
+    let int8 = WasmClassifier::load_embedded(None).unwrap();
+    assert_eq!(int8.int8_matrices(), 16, "WRN-50-2's 16 weights above tract's folding budget");
+    let from_int8 = int8.logits(input.clone()).unwrap();
+    drop(int8);
+    let f32 = WasmClassifier::load_embedded(Some("f32".into())).unwrap();
+    assert_eq!(f32.int8_matrices(), 0);
+    let from_f32 = f32.logits(input).unwrap();
+    let diff = from_int8.iter().zip(&from_f32).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+    let spread = from_f32.iter().copied().fold(f32::MIN, f32::max) - from_f32.iter().copied().fold(f32::MAX, f32::min);
+    assert!(diff <= 1e-4 && spread > 0.1, "int8 and f32 weights differ by {diff} (logit range {spread})");
+    let e = WasmClassifier::load_embedded(Some("int4".into())).map(|_| ()).unwrap_err();
+    assert!(error_message(e.into()).contains("\"int8\" or \"f32\""));
 }

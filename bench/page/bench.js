@@ -1,7 +1,9 @@
 // One engine in the browser on one model file (the same measurements as bench/wasm_node.mjs).
-// Served from the repository root by tools/bench: /bench/page/?engine=wrn|ortweb&model=/path.onnx&threads=N&runs=N
+// Served from the repository root by tools/bench:
+//   /bench/page/?engine=wrn|ortweb&model=/path.onnx&threads=N&runs=N[&weights=int8|f32]
 const q = new URLSearchParams(location.search);
 const [engine, model, threads, runs] = [q.get('engine'), q.get('model'), Number(q.get('threads')), Number(q.get('runs'))];
+const weights = q.get('weights') ?? undefined;
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const bytes = async (url) => new Uint8Array(await (await fetch(url)).arrayBuffer());
 
@@ -17,7 +19,10 @@ async function wrn() {
     await glue.initThreadPool(threads);
     glue.useThreads(threads);
   }
-  const classifier = glue.WasmClassifier.fromBytes(modelBytes, manifest);
+  // The embedded model as users load it (no copy of the file in wasm memory); any other file from its bytes.
+  const embedded = JSON.parse(manifest).model_file === model.split('/').pop();
+  const classifier = embedded ? glue.WasmClassifier.loadEmbedded(weights)
+    : glue.WasmClassifier.fromBytes(modelBytes, manifest, weights);
   const loadMs = performance.now() - t0;
   return { loadMs, run: (x) => classifier.logits(x), wasmMb: () => exports.memory.buffer.byteLength / 1e6 };
 }

@@ -104,10 +104,23 @@ describe('wrn-wasm in Node', () => {
     fromFile.dispose();
   });
 
+  test("weights: 'f32' gives the int8 default's logits, and anything else is an error", async () => {
+    const x = new Float32Array(3 * 224 * 224).map((_, i) => ((i * 7919) % 1000) / 500 - 1);
+    const int8 = shared.logits(x);
+    const f32 = await pkg.Classifier.load({ weights: 'f32' });
+    const diff = f32.logits(x).reduce((m, v, i) => Math.max(m, Math.abs(v - int8[i])), 0);
+    f32.dispose();
+    assert.ok(diff <= 1e-4, `max |int8 weights - f32 weights| = ${diff}`);
+    await assert.rejects(pkg.Classifier.load({ weights: 'int4' }), /"int8" or "f32"/);
+  });
+
   test('the TypeScript types describe the API', () => {
     const ts = `
       import { classify, Classifier, type Prediction, type ModelInfo } from 'wrn-wasm';
       const c: Classifier = await Classifier.load();
+      await Classifier.load({ weights: 'f32' });
+      // @ts-expect-error weights are int8 or f32
+      await Classifier.load({ weights: 'int4' });
       const info: ModelInfo = c.info();
       const synthetic: boolean = info.weights.synthetic;
       const top: Prediction[] = await c.classify({ data: new Uint8Array(4), width: 1, height: 1 }, { topK: 3 });

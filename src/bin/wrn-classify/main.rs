@@ -8,17 +8,18 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use serde_json::json;
-use wrn_wasm::{Classifier, Rgba};
+use wrn_wasm::{Classifier, Rgba, WeightMemory};
 
-const USAGE: &str = "usage: wrn-classify [--top K] [--json] [--model DIR] [--threads N] IMAGE...
-       wrn-classify [--json] [--model DIR] [--threads N] --eval DIR
+const USAGE: &str = "usage: wrn-classify [--top K] [--json] [--model DIR] [--threads N] [--weights W] IMAGE...
+       wrn-classify [--json] [--model DIR] [--threads N] [--weights W] --eval DIR
 
   IMAGE        JPEG, PNG, WebP or GIF; EXIF orientation is applied
   --top K      how many classes to print (default 5)
   --json       one JSON object per line instead of text
   --model DIR  a folder written by tools/build_model.py (default: the model embedded in this binary)
   --eval DIR   top-1/top-5 accuracy on DIR/<wnid>/<images> (ImageNet's validation layout)
-  --threads N  threads for inference (default: all cores; results are identical for any N)";
+  --threads N  threads for inference (default: all cores; results are identical for any N)
+  --weights W  f32 (default: fastest) or int8 (large weights kept int8 in memory: under half the memory)";
 
 struct Args {
     top: usize,
@@ -26,23 +27,44 @@ struct Args {
     model: Option<PathBuf>,
     eval: Option<PathBuf>,
     threads: usize,
+    weights: WeightMemory,
     images: Vec<PathBuf>,
 }
 
 fn parse_args() -> Result<Args, String> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut args = Args { top: 5, json: false, model: None, eval: None, threads: cores, images: Vec::new() };
+    let mut args = Args {
+        top: 5,
+        json: false,
+        model: None,
+        eval: None,
+        threads: cores,
+        weights: WeightMemory::F32,
+        images: Vec::new(),
+    };
     let mut it = std::env::args_os().skip(1);
     while let Some(arg) = it.next() {
         let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
         match arg.to_str() {
             Some("--top") => {
                 let v = value("--top")?;
-                args.top = v.to_str().and_then(|s| s.parse().ok()).filter(|&k| k > 0).ok_or("--top takes a positive number")?;
+                args.top = v
+                    .to_str()
+                    .and_then(|s| s.parse().ok())
+                    .filter(|&k| k > 0)
+                    .ok_or("--top takes a positive number")?;
             }
             Some("--threads") => {
                 let v = value("--threads")?;
-                args.threads = v.to_str().and_then(|s| s.parse().ok()).filter(|&n| n > 0).ok_or("--threads takes a positive number")?;
+                args.threads = v
+                    .to_str()
+                    .and_then(|s| s.parse().ok())
+                    .filter(|&n| n > 0)
+                    .ok_or("--threads takes a positive number")?;
+            }
+            Some("--weights") => {
+                let v = value("--weights")?;
+                args.weights = v.to_str().and_then(|s| s.parse().ok()).ok_or("--weights takes f32 or int8")?;
             }
             Some("--json") => args.json = true,
             Some("--model") => args.model = Some(value("--model")?.into()),
@@ -73,8 +95,8 @@ fn main() -> ExitCode {
     wrn_wasm::model::use_threads(args.threads);
     let t = Instant::now();
     let loaded = match &args.model {
-        Some(dir) => Classifier::from_dir(dir),
-        None => Classifier::embedded(),
+        Some(dir) => Classifier::from_dir(dir, args.weights),
+        None => Classifier::embedded_with(args.weights),
     };
     let classifier = match loaded {
         Ok(c) => c,

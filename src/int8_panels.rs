@@ -1,0 +1,375 @@
+//! Keeps the large weights int8 inside tract's optimised plan, widened to f32 one matrix at a time as it runs.
+//!
+//! With weights folded to f32, tract holds 276 MB of packed f32 panels for WRN-50-2, and wasm memory never shrinks
+//! from its load peak (~720 MB). fold_weights::keep_weights_int8 hands tract `Const(int8) -> Cast -> Conv ->
+//! Mul(scale)` instead. tract folds that to f32 for the weights under its 4 MiB constant-folding budget, and for the
+//! 16 larger ones it would cast, scale and pack the weight at every run. After optimisation, this module packs each
+//! of those int8 weights once, in exactly the layout tract's f32 packer uses, with one scale per row; the matmul then
+//! asks for A panel by panel ([`MMMInputValue::panel_bytes`]) and gets `q as f32 * scale`, the very product tract's
+//! Cast and Mul (and ONNX's DequantizeLinear) compute. A chain of any other shape is left to tract as it was.
+
+use std::alloc::Layout;
+use std::cell::RefCell;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tract_linalg::mmm::{EagerPackedInput, MMMInputFormat, MMMInputValue, PackedExoticFact, PackedMatrixStorage};
+use tract_linalg::pack::PackedFormat;
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::internal::TractErrorContext;
+use tract_onnx::tract_core::internal::{Blob, ExoticFact, TypedModelPatch, bail, ensure};
+use tract_onnx::tract_core::ops::change_axes::{AxisOp, IntoShape};
+use tract_onnx::tract_core::ops::konst::Const;
+use tract_onnx::tract_core::ops::matmul::pack::DynPackedExoticFact;
+
+/// Replaces every packed weight computed from an int8 constant by int8 panels. Returns how many were replaced.
+pub fn keep_packed_weights_int8(model: &mut TypedModel) -> TractResult<usize> {
+    let packs: Vec<usize> = model.nodes().iter().filter(|n| n.op.name() == "OptMatMulPack").map(|n| n.id).collect();
+    let mut replaced = 0;
+    for pack in packs {
+        let Some(chain) = Int8Chain::find(model, pack)? else {
+            continue;
+        };
+        let Some(panels) = chain.pack_int8(model)? else {
+            continue;
+        };
+        let output = OutletId::new(pack, 0);
+        let batch: TVec<usize> = model.outlet_fact(output)?.shape.as_concrete().context("packed shape")?.into();
+        let storage = PackedMatrixStorage::new_batched(&batch, tvec![Box::new(panels) as Box<dyn MMMInputValue>]);
+        let fact = model.outlet_fact(output)?.exotic_fact.clone();
+        let konst = Const::new_with_opt_exotic_fact(Arc::new(storage.into_tensor(f32::datum_type())), fact)?;
+        let mut patch = TypedModelPatch::default();
+        let wire = patch.wire_node(format!("{}.int8", model.node(pack).name), konst, &[])?[0];
+        patch.shunt_outside(model, output, wire)?;
+        patch.apply(model)?;
+        replaced += 1;
+    }
+    // Drops the int8 constants, casts and packers nothing reads any more.
+    model.compact()?;
+    Ok(replaced)
+}
+
+/// What feeds a weight packer: an int8 Const, then (in any order) one Cast to f32, at most one Mul by a constant with
+/// one value per output channel, and reshapes that keep the row-major order. Anything else is left to tract.
+struct Int8Chain {
+    source: usize,
+    /// The reshapes, source side first.
+    reshapes: Vec<usize>,
+    /// The Mul node and its constant operand.
+    scale: Option<(usize, Arc<Tensor>)>,
+    pack: usize,
+}
+
+impl Int8Chain {
+    fn find(model: &TypedModel, pack: usize) -> TractResult<Option<Int8Chain>> {
+        let is_const = |o: &OutletId| model.node(o.node).op_is::<Const>();
+        let (mut reshapes, mut scale, mut casts) = (Vec::new(), None, 0);
+        let mut node = model.node(pack);
+        loop {
+            let data = match node.inputs.as_slice() {
+                [one] => *one,
+                [a, b] if node.id != pack && is_elementwise_mul(node) && scale.is_none() => {
+                    let (data, operand) = if is_const(b) {
+                        (*a, *b)
+                    } else if is_const(a) {
+                        (*b, *a)
+                    } else {
+                        return Ok(None);
+                    };
+                    let operand = model.node(operand.node).op_as::<Const>().context("Const")?.val().clone();
+                    if operand.datum_type() != f32::datum_type() {
+                        return Ok(None);
+                    }
+                    scale = Some((node.id, operand));
+                    data
+                }
+                _ => return Ok(None),
+            };
+            if node.id != pack && scale.as_ref().is_none_or(|(id, _)| *id != node.id) {
+                if node.op.name() == "Cast" && model.outlet_fact(node.id.into())?.datum_type == f32::datum_type() {
+                    casts += 1;
+                } else if keeps_row_major_order(node) {
+                    reshapes.push(node.id);
+                } else {
+                    return Ok(None);
+                }
+            }
+            let producer = model.node(data.node);
+            if producer.outputs.len() != 1 || producer.outputs[0].successors.len() != 1 {
+                return Ok(None);
+            }
+            if let Some(konst) = producer.op_as::<Const>() {
+                let int8 = konst.val().datum_type() == i8::datum_type() && konst.exotic_fact().is_none();
+                reshapes.reverse();
+                return Ok((int8 && casts == 1).then_some(Int8Chain { source: producer.id, reshapes, scale, pack }));
+            }
+            node = producer;
+        }
+    }
+
+    /// The int8 weight packed the way tract would pack its f32 form, and the scale of each row.
+    fn pack_int8(&self, model: &TypedModel) -> TractResult<Option<Int8Panels>> {
+        let pack = model.node(self.pack);
+        let input = model.outlet_fact(pack.inputs[0])?;
+        let output = model.outlet_fact(pack.id.into())?;
+        let Some(packers) = output.exotic_fact.as_ref().and_then(|f| f.downcast_ref::<DynPackedExoticFact>()) else {
+            return Ok(None);
+        };
+        let [packer] = packers.packers.as_slice() else {
+            return Ok(None);
+        };
+        let Some(f32_format) = packer.downcast_ref::<PackedFormat>() else {
+            return Ok(None);
+        };
+        let (Some(shape), Some(batch)) = (input.shape.as_concrete(), output.shape.as_concrete()) else {
+            return Ok(None);
+        };
+        if f32_format.dt != f32::datum_type() || batch.iter().product::<usize>() != 1 {
+            return Ok(None);
+        }
+        let mapping = pack.op.as_typed().context("typed")?.axes_mapping(&[input], &[output])?;
+        let (k_axis, mn_axis) = (mapping.axis('K')?.inputs[0][0], mapping.axis('M')?.inputs[0][0]);
+        let (k, mn) = (shape[k_axis], shape[mn_axis]);
+        let Some(scale) = self.row_scales(model, shape, mn_axis)? else {
+            return Ok(None);
+        };
+
+        // The int8 values through the same reshapes (the Cast and the Mul are what the panels undo).
+        let mut q = model.node(self.source).op_as::<Const>().context("Const")?.val().as_ref().clone();
+        for &id in &self.reshapes {
+            let node = model.node(id);
+            q = node.op.eval_out_of_plan(tvec![q.into_tvalue()])?.context("reshape")?.remove(0).into_tensor();
+        }
+        let int8_format = PackedFormat { dt: i8::datum_type(), ..f32_format.clone() };
+        let packed = int8_format.pack_tensor_view(&q.view(), k_axis, mn_axis)?;
+        let packed = packed.downcast_ref::<EagerPackedInput>().context("int8 packing")?;
+        let r = f32_format.r;
+        let panel_len = packed.panel_bytes;
+        let mut values: Vec<i8> = packed.packed.as_bytes().iter().map(|&b| b as i8).collect();
+        // Whatever the alignment padding holds, widen it to zeros.
+        values.chunks_exact_mut(panel_len).for_each(|panel| panel[k * r..].fill(0));
+        let fact = PackedExoticFact { format: packer.clone(), mn: mn.to_dim(), k };
+        Ok(Some(Int8Panels::new(fact, mn, r, panel_len, f32_format.alignment_bytes.max(16), values, scale)))
+    }
+
+    /// One scale per row of the packed matrix (rows padded to whole panels with 0), from the Mul's operand. None
+    /// when the operand is not one value per output channel, or the reshapes after it move the channels.
+    fn row_scales(&self, model: &TypedModel, packed_shape: &[usize], mn_axis: usize) -> TractResult<Option<Vec<f32>>> {
+        let mn = packed_shape[mn_axis];
+        let Some((mul, operand)) = &self.scale else {
+            return Ok(Some(vec![1.0; mn]));
+        };
+        let values: Vec<f32> = operand.to_plain_array_view::<f32>()?.iter().copied().collect();
+        if values.len() == 1 {
+            return Ok(Some(vec![values[0]; mn]));
+        }
+        let scaled = model.outlet_fact(model.node(*mul).id.into())?;
+        let Some(scaled) = scaled.shape.as_concrete() else {
+            return Ok(None);
+        };
+        let channel_axes: Vec<usize> = (0..operand.rank()).filter(|&a| operand.shape()[a] != 1).collect();
+        let ([axis], true) = (channel_axes.as_slice(), operand.rank() == scaled.len()) else {
+            return Ok(None);
+        };
+        // Reshapes keep row-major order, so channel c stays row c iff the channel axis has the same size and the
+        // same number of elements after it on both sides.
+        let inner = |shape: &[usize], axis: usize| shape[axis + 1..].iter().product::<usize>();
+        if scaled[*axis] != mn || inner(scaled, *axis) != inner(packed_shape, mn_axis) {
+            return Ok(None);
+        }
+        Ok(Some(values))
+    }
+}
+
+/// tract's elementwise Mul as declutter leaves it (`Mul`) or as codegen makes it (`OptMulByScalar`, `OptMulUnicast`).
+fn is_elementwise_mul(node: &TypedNode) -> bool {
+    let name = node.op.name();
+    name == "Mul" || name.starts_with("OptMul") && (name.ends_with("ByScalar") || name.ends_with("Unicast"))
+}
+
+/// Reshapes: IntoShape with plain row-major strides, and AxisOp's add, remove and reshape (not its moves).
+fn keeps_row_major_order(node: &TypedNode) -> bool {
+    if let Some(into) = node.op_as::<IntoShape>() {
+        let mut stride = 1isize;
+        let mut natural = vec![0isize; into.dims.len()];
+        for (s, d) in natural.iter_mut().zip(&into.dims).rev() {
+            *s = stride;
+            stride *= *d as isize;
+        }
+        return *into.strides == *natural;
+    }
+    matches!(node.op_as::<AxisOp>(), Some(AxisOp::Add(_) | AxisOp::Rm(_) | AxisOp::Reshape(..)))
+}
+
+thread_local! {
+    /// The matrix this thread multiplies by now, widened to f32 panel by panel as the matmul first asks for each.
+    /// tract's own scratch keeps one A panel, and its tile order (made to reuse im2col's B panels) would widen each
+    /// panel again for every column tile. One matrix at a time bounds the memory to the largest weight (38 MB for
+    /// WRN-50-2's layer4 3x3), and each weight is widened once per run instead of being cast, scaled and repacked.
+    static WIDENED: RefCell<Widened> = RefCell::new(Widened {
+        matrix: None,
+        values: unsafe { Blob::new_for_size_and_align(0, 64) },
+        ready: Vec::new(),
+    });
+}
+
+struct Widened {
+    matrix: Option<u64>,
+    values: Blob,
+    ready: Vec<bool>,
+}
+
+/// Tells matrices apart for `WIDENED` (an address could be reused by a matrix loaded later).
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+/// One packed weight matrix: tract's f32 panel layout in int8, each value to be multiplied by its row's scale.
+#[derive(Clone)]
+pub struct Int8Panels {
+    id: u64,
+    fact: PackedExoticFact,
+    mn: usize,
+    /// Rows per panel (the kernel's tile height).
+    r: usize,
+    /// Values per panel, padding included (as in the f32 packing).
+    panel_len: usize,
+    alignment: usize,
+    q: Arc<[i8]>,
+    /// One per row, panels' padding rows included.
+    scale: Arc<[f32]>,
+}
+
+impl Int8Panels {
+    fn new(
+        fact: PackedExoticFact,
+        mn: usize,
+        r: usize,
+        panel_len: usize,
+        alignment: usize,
+        q: Vec<i8>,
+        mut scale: Vec<f32>,
+    ) -> Int8Panels {
+        scale.resize(mn.div_ceil(r) * r, 0.0);
+        Int8Panels {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            fact,
+            mn,
+            r,
+            panel_len,
+            alignment,
+            q: q.into(),
+            scale: scale.into(),
+        }
+    }
+
+    /// Panel `i` as f32: each value its int8 times its row's scale.
+    fn widen(&self, i: usize, out: &mut [f32]) {
+        let q = &self.q[i * self.panel_len..][..self.panel_len];
+        let scale = &self.scale[i * self.r..][..self.r];
+        if let Ok(scale) = <&[f32; 8]>::try_from(scale) {
+            // The wasm f32 kernel's tile height: a fixed width lets the compiler vectorise with the scales in registers.
+            for (o, q) in out.chunks_exact_mut(8).zip(q.chunks_exact(8)) {
+                for j in 0..8 {
+                    o[j] = q[j] as f32 * scale[j];
+                }
+            }
+        } else {
+            for (o, q) in out.chunks_exact_mut(self.r).zip(q.chunks_exact(self.r)) {
+                for j in 0..self.r {
+                    o[j] = q[j] as f32 * scale[j];
+                }
+            }
+        }
+        let whole_rows = self.panel_len / self.r * self.r;
+        out[whole_rows..].fill(0.0);
+    }
+}
+
+impl MMMInputValue for Int8Panels {
+    fn format(&self) -> &dyn MMMInputFormat {
+        &*self.fact.format
+    }
+
+    fn scratch_panel_buffer_layout(&self) -> Option<Layout> {
+        None // panels go to this thread's widened copy of the matrix instead, see `WIDENED`
+    }
+
+    fn panel_bytes(&self, i: usize, _buffer: Option<*mut u8>) -> TractResult<*const u8> {
+        ensure!(i < self.mn.div_ceil(self.r), "panel {i} of {}", self.mn.div_ceil(self.r));
+        WIDENED.with_borrow_mut(|w| {
+            if w.matrix != Some(self.id) {
+                // SAFETY: only this thread reads the blob, and no panel of the previous matrix is in use: tract runs
+                // one matmul at a time, and a thread asks for panels of one matmul until it is done with it.
+                unsafe { w.values.ensure_size_and_align(4 * self.q.len(), self.alignment) };
+                w.ready.clear();
+                w.ready.resize(self.mn.div_ceil(self.r), false);
+                w.matrix = Some(self.id);
+            }
+            // SAFETY: the blob holds q.len() f32, aligned as the f32 packing was.
+            let all = unsafe { std::slice::from_raw_parts_mut(w.values.as_mut_ptr() as *mut f32, self.q.len()) };
+            let out = &mut all[i * self.panel_len..][..self.panel_len];
+            if !w.ready[i] {
+                self.widen(i, out);
+                w.ready[i] = true;
+            }
+            Ok(out.as_ptr() as *const u8)
+        })
+    }
+
+    fn mn(&self) -> usize {
+        self.mn
+    }
+
+    fn k(&self) -> usize {
+        self.fact.k
+    }
+
+    fn exotic_fact(&self) -> &dyn ExoticFact {
+        &self.fact
+    }
+
+    fn extract_at_mn_f16(&self, _mn: usize, _slice: &mut [f16]) -> TractResult<()> {
+        bail!("Int8Panels holds f32 weights")
+    }
+
+    fn extract_at_mn_f32(&self, mn: usize, slice: &mut [f32]) -> TractResult<()> {
+        ensure!(mn < self.mn && slice.len() == self.k());
+        let (panel, row) = (mn / self.r, mn % self.r);
+        let scale = self.scale[mn];
+        for (kk, s) in slice.iter_mut().enumerate() {
+            *s = self.q[panel * self.panel_len + kk * self.r + row] as f32 * scale;
+        }
+        Ok(())
+    }
+}
+
+impl Hash for Int8Panels {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.fact.hash(state);
+        self.q.hash(state);
+        self.scale.iter().for_each(|s| s.to_bits().hash(state));
+    }
+}
+
+impl PartialEq for Int8Panels {
+    fn eq(&self, other: &Self) -> bool {
+        self.fact == other.fact
+            && self.q == other.q
+            && self.scale.iter().map(|s| s.to_bits()).eq(other.scale.iter().map(|s| s.to_bits()))
+    }
+}
+
+impl Eq for Int8Panels {}
+
+impl fmt::Debug for Int8Panels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "int8 panels of {} (mn={} k={})", self.fact.format, self.mn, self.fact.k)
+    }
+}
+
+impl fmt::Display for Int8Panels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
