@@ -8,7 +8,9 @@
 use std::collections::{HashMap, HashSet};
 
 use tract_onnx::pb::attribute_proto::AttributeType;
+use tract_onnx::pb::tensor_shape_proto::{Dimension, dimension};
 use tract_onnx::pb::{AttributeProto, GraphProto, NodeProto, TensorProto, tensor_proto::DataType};
+use tract_onnx::pb::{TensorShapeProto, TypeProto, ValueInfoProto, type_proto};
 
 use crate::error::{Error, Result};
 
@@ -43,12 +45,10 @@ fn drop_unused_initializers(graph: &mut GraphProto) {
 }
 
 /// Rewrites every Conv or Gemm (transB=1) whose weight is a per-output-channel symmetric DequantizeLinear of
-/// constants into `Cast(int8 -> f32) -> Conv/Gemm -> Mul(scale) -> Add(bias)`, the form tract loads fast and keeps
-/// int8 (a per-output-channel scale commutes with the product; tract moves it back onto the weight as
-/// `Mul(Cast(q), scale)`, the same f32 products as DequantizeLinear). tract folds that into f32 for the weights under
-/// its 4 MiB constant-folding budget, and evaluates it at every run for the larger ones, which int8_panels then
-/// replaces by int8 panels. The graph handed to tract stays int8 throughout: no f32 copy of the weights in the proto.
-/// Returns how many were rewritten; call [`fold_constant_dequantize`] afterwards for any other DequantizeLinear.
+/// constants into `Cast(int8 -> f32) -> Conv/Gemm -> Mul(scale) -> Add(bias)`, a form tract analyses fast (a
+/// per-output-channel scale commutes with the product; tract moves it back onto the weight as `Mul(Cast(q), scale)`,
+/// the same f32 products as DequantizeLinear). No f32 copy of the weights is made here. Returns how many were
+/// rewritten; call [`fold_constant_dequantize`] afterwards for any other DequantizeLinear.
 pub fn keep_weights_int8(graph: &mut GraphProto) -> Result<usize> {
     let producers: HashMap<String, NodeProto> = graph
         .node
@@ -110,6 +110,45 @@ pub fn keep_weights_int8(graph: &mut GraphProto) -> Result<usize> {
     graph.initializer.extend(new_inits);
     drop_unused_initializers(graph);
     Ok(rewritten)
+}
+
+/// Takes the int8 weights (those only the Casts of [`keep_weights_int8`] read) out of the initializers and declares
+/// them graph inputs of the same name, returning them; int8_panels puts them back as int8 panels once tract has
+/// optimised the graph. As constants, tract would evaluate each one's `Cast -> Mul` in full: the small ones folded
+/// into f32 (4x their size), the ones above its 4 MiB folding budget on every optimiser pass, only to drop the result
+/// for its size. That was most of the load time (natively 0.85 s of 1.3 s).
+pub fn lift_int8_weights(graph: &mut GraphProto) -> Vec<TensorProto> {
+    let cast_only: HashSet<&str> =
+        graph.node.iter().filter(|n| n.op_type == "Cast").map(|n| n.input[0].as_str()).collect();
+    let other: HashSet<&str> =
+        graph.node.iter().filter(|n| n.op_type != "Cast").flat_map(|n| n.input.iter().map(String::as_str)).collect();
+    let lift: Vec<bool> = graph
+        .initializer
+        .iter()
+        .map(|t| {
+            t.data_type == DataType::Int8 as i32
+                && cast_only.contains(t.name.as_str())
+                && !other.contains(t.name.as_str())
+        })
+        .collect();
+    let (lifted, kept): (Vec<_>, Vec<_>) =
+        std::mem::take(&mut graph.initializer).into_iter().zip(lift).partition(|(_, lift)| *lift);
+    graph.initializer = kept.into_iter().map(|(t, _)| t).collect();
+    let lifted: Vec<TensorProto> = lifted.into_iter().map(|(t, _)| t).collect();
+    for t in &lifted {
+        let dim =
+            t.dims.iter().map(|&d| Dimension { value: Some(dimension::Value::DimValue(d)), ..Default::default() });
+        let tensor = type_proto::Tensor {
+            elem_type: DataType::Int8 as i32,
+            shape: Some(TensorShapeProto { dim: dim.collect() }),
+        };
+        graph.input.push(ValueInfoProto {
+            name: t.name.clone(),
+            r#type: Some(TypeProto { value: Some(type_proto::Value::TensorType(tensor)), ..Default::default() }),
+            ..Default::default()
+        });
+    }
+    lifted
 }
 
 struct Int8Plan {

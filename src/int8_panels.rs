@@ -1,15 +1,16 @@
-//! Keeps the large weights int8 inside tract's optimised plan, widened to f32 one matrix at a time as it runs.
+//! Keeps the weights int8 inside tract's optimised plan, widened to f32 one matrix at a time as it runs.
 //!
 //! With weights folded to f32, tract holds 276 MB of packed f32 panels for WRN-50-2, and wasm memory never shrinks
-//! from its load peak (~720 MB). fold_weights::keep_weights_int8 hands tract `Const(int8) -> Cast -> Conv ->
-//! Mul(scale)` instead. tract folds that to f32 for the weights under its 4 MiB constant-folding budget, and for the
-//! 16 larger ones it would cast, scale and pack the weight at every run. After optimisation, this module packs each
-//! of those int8 weights once, in exactly the layout tract's f32 packer uses, with one scale per row; the matmul then
-//! asks for A panel by panel ([`MMMInputValue::panel_bytes`]) and gets `q as f32 * scale`, the very product tract's
-//! Cast and Mul (and ONNX's DequantizeLinear) compute. A chain of any other shape is left to tract as it was.
+//! from its load peak (~650 MB). Instead, fold_weights hands tract `Cast(int8) -> Conv -> Mul(scale)` with each int8
+//! weight as a model input (so that tract's constant folding leaves it alone), and tract builds a plan that would
+//! cast, scale and pack every weight at every run. This module then packs each int8 weight once, in exactly the
+//! layout tract's f32 packer uses, with one scale per row. The matmul asks for A panel by panel
+//! ([`MMMInputValue::panel_bytes`]) and gets `q as f32 * scale`, the very product tract's Cast and Mul (and ONNX's
+//! DequantizeLinear) compute. A chain of any other shape is left to tract, its weight given back as a constant.
 
 use std::alloc::Layout;
 use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -17,19 +18,24 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tract_linalg::mmm::{EagerPackedInput, MMMInputFormat, MMMInputValue, PackedExoticFact, PackedMatrixStorage};
 use tract_linalg::pack::PackedFormat;
+use tract_onnx::pb::TensorProto;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::TractErrorContext;
 use tract_onnx::tract_core::internal::{Blob, ExoticFact, TypedModelPatch, bail, ensure};
 use tract_onnx::tract_core::ops::change_axes::{AxisOp, IntoShape};
 use tract_onnx::tract_core::ops::konst::Const;
 use tract_onnx::tract_core::ops::matmul::pack::DynPackedExoticFact;
+use tract_onnx::tract_core::ops::source::TypedSource;
 
-/// Replaces every packed weight computed from an int8 constant by int8 panels. Returns how many were replaced.
-pub fn keep_packed_weights_int8(model: &mut TypedModel) -> TractResult<usize> {
+/// Replaces every packed weight computed from an int8 constant, or from one of the `lifted` int8 weights (model
+/// inputs named after them, see fold_weights::lift_int8_weights), by int8 panels. Lifted weights are no model
+/// inputs afterwards: any not replaced becomes a constant again. Returns how many matrices are int8 panels.
+pub fn keep_packed_weights_int8(model: &mut TypedModel, mut by_name: LiftedWeights) -> TractResult<usize> {
+    let lifted_names: HashSet<String> = by_name.keys().cloned().collect();
     let packs: Vec<usize> = model.nodes().iter().filter(|n| n.op.name() == "OptMatMulPack").map(|n| n.id).collect();
     let mut replaced = 0;
     for pack in packs {
-        let Some(chain) = Int8Chain::find(model, pack)? else {
+        let Some(chain) = Int8Chain::find(model, pack, &by_name)? else {
             continue;
         };
         let Some(panels) = chain.pack_int8(model)? else {
@@ -45,16 +51,58 @@ pub fn keep_packed_weights_int8(model: &mut TypedModel) -> TractResult<usize> {
         patch.shunt_outside(model, output, wire)?;
         patch.apply(model)?;
         replaced += 1;
+        // Free each int8 weight once packed, so that the packed copies reuse its memory.
+        if let Some(name) = &chain.lifted_name {
+            by_name.remove(name);
+        }
     }
     // Drops the int8 constants, casts and packers nothing reads any more.
     model.compact()?;
+    // A lifted weight some chain still reads goes back in as a constant (tract then casts it at every run).
+    let lifted_inputs: Vec<usize> =
+        model.inputs.iter().map(|o| o.node).filter(|&id| lifted_names.contains(&model.node(id).name)).collect();
+    for &id in &lifted_inputs {
+        if let Some(tensor) = by_name.get(&model.node(id).name) {
+            let mut patch = TypedModelPatch::default();
+            let wire = patch.wire_node(format!("{}.const", model.node(id).name), Const::new(tensor.clone())?, &[])?[0];
+            patch.shunt_outside(model, OutletId::new(id, 0), wire)?;
+            patch.apply(model)?;
+        }
+    }
+    model.inputs.retain(|o| !lifted_inputs.contains(&o.node));
+    model.compact()?;
     Ok(replaced)
+}
+
+/// The lifted int8 weights by name, as tract tensors.
+pub type LiftedWeights = HashMap<String, Arc<Tensor>>;
+
+/// Converts the lifted weights to tract tensors, freeing each one's protobuf copy as it goes. Call it before tract
+/// builds its model: wasm memory never shrinks, so copies are cheapest while little else is alive.
+pub fn lifted_weights(lifted: Vec<TensorProto>) -> TractResult<LiftedWeights> {
+    let mut by_name = HashMap::new();
+    for t in lifted {
+        ensure!(
+            t.data_type == tract_onnx::pb::tensor_proto::DataType::Int8 as i32
+                && t.raw_data.len() == t.dims.iter().product::<i64>() as usize,
+            "{} is not raw int8",
+            t.name
+        );
+        let dims: Vec<usize> = t.dims.iter().map(|&d| d as usize).collect();
+        // SAFETY: every byte is a valid i8.
+        let tensor = unsafe { Tensor::from_raw::<i8>(&dims, &t.raw_data)? };
+        by_name.insert(t.name, Arc::new(tensor));
+    }
+    Ok(by_name)
 }
 
 /// What feeds a weight packer: an int8 Const, then (in any order) one Cast to f32, at most one Mul by a constant with
 /// one value per output channel, and reshapes that keep the row-major order. Anything else is left to tract.
 struct Int8Chain {
-    source: usize,
+    /// The int8 weight, as the Const or lifted input holds it.
+    source: Arc<Tensor>,
+    /// The lifted weight's name, when it is one.
+    lifted_name: Option<String>,
     /// The reshapes, source side first.
     reshapes: Vec<usize>,
     /// The Mul node and its constant operand.
@@ -63,7 +111,7 @@ struct Int8Chain {
 }
 
 impl Int8Chain {
-    fn find(model: &TypedModel, pack: usize) -> TractResult<Option<Int8Chain>> {
+    fn find(model: &TypedModel, pack: usize, lifted: &HashMap<String, Arc<Tensor>>) -> TractResult<Option<Int8Chain>> {
         let is_const = |o: &OutletId| model.node(o.node).op_is::<Const>();
         let (mut reshapes, mut scale, mut casts) = (Vec::new(), None, 0);
         let mut node = model.node(pack);
@@ -100,10 +148,21 @@ impl Int8Chain {
             if producer.outputs.len() != 1 || producer.outputs[0].successors.len() != 1 {
                 return Ok(None);
             }
-            if let Some(konst) = producer.op_as::<Const>() {
-                let int8 = konst.val().datum_type() == i8::datum_type() && konst.exotic_fact().is_none();
+            let (source, lifted_name) = match producer.op_as::<Const>() {
+                Some(konst) if konst.exotic_fact().is_none() => (Some(konst.val().clone()), None),
+                Some(_) => return Ok(None),
+                None if producer.op_is::<TypedSource>() => {
+                    (lifted.get(&producer.name).cloned(), Some(producer.name.clone()))
+                }
+                None => (None, None),
+            };
+            if let Some(source) = source {
+                let int8 = source.datum_type() == i8::datum_type();
                 reshapes.reverse();
-                return Ok((int8 && casts == 1).then_some(Int8Chain { source: producer.id, reshapes, scale, pack }));
+                return Ok((int8 && casts == 1).then_some(Int8Chain { source, lifted_name, reshapes, scale, pack }));
+            }
+            if producer.op_is::<TypedSource>() {
+                return Ok(None);
             }
             node = producer;
         }
@@ -137,19 +196,23 @@ impl Int8Chain {
         };
 
         // The int8 values through the same reshapes (the Cast and the Mul are what the panels undo).
-        let mut q = model.node(self.source).op_as::<Const>().context("Const")?.val().as_ref().clone();
+        let mut q = self.source.as_ref().clone();
         for &id in &self.reshapes {
             let node = model.node(id);
             q = node.op.eval_out_of_plan(tvec![q.into_tvalue()])?.context("reshape")?.remove(0).into_tensor();
         }
         let int8_format = PackedFormat { dt: i8::datum_type(), ..f32_format.clone() };
         let packed = int8_format.pack_tensor_view(&q.view(), k_axis, mn_axis)?;
-        let packed = packed.downcast_ref::<EagerPackedInput>().context("int8 packing")?;
+        drop(q);
+        let Ok(packed) = packed.downcast::<EagerPackedInput>() else { bail!("int8 packing is not eager") };
         let r = f32_format.r;
         let panel_len = packed.panel_bytes;
-        let mut values: Vec<i8> = packed.packed.as_bytes().iter().map(|&b| b as i8).collect();
+        if panel_len < k * r || panel_len == 0 {
+            return Ok(None);
+        }
+        let mut values = Arc::try_unwrap(packed.packed).unwrap_or_else(|shared| (*shared).clone());
         // Whatever the alignment padding holds, widen it to zeros.
-        values.chunks_exact_mut(panel_len).for_each(|panel| panel[k * r..].fill(0));
+        values.as_bytes_mut().chunks_exact_mut(panel_len).for_each(|panel| panel[k * r..].fill(0));
         let fact = PackedExoticFact { format: packer.clone(), mn: mn.to_dim(), k };
         Ok(Some(Int8Panels::new(fact, mn, r, panel_len, f32_format.alignment_bytes.max(16), values, scale)))
     }
@@ -235,7 +298,8 @@ pub struct Int8Panels {
     /// Values per panel, padding included (as in the f32 packing).
     panel_len: usize,
     alignment: usize,
-    q: Arc<[i8]>,
+    /// The int8 values (as bytes).
+    q: Arc<Blob>,
     /// One per row, panels' padding rows included.
     scale: Arc<[f32]>,
 }
@@ -247,7 +311,7 @@ impl Int8Panels {
         r: usize,
         panel_len: usize,
         alignment: usize,
-        q: Vec<i8>,
+        q: Blob,
         mut scale: Vec<f32>,
     ) -> Int8Panels {
         scale.resize(mn.div_ceil(r) * r, 0.0);
@@ -258,31 +322,45 @@ impl Int8Panels {
             r,
             panel_len,
             alignment,
-            q: q.into(),
+            q: Arc::new(q),
             scale: scale.into(),
         }
     }
 
+    fn q(&self) -> &[i8] {
+        let bytes = self.q.as_bytes();
+        // SAFETY: i8 and u8 have the same size and alignment, and every byte is a valid i8.
+        unsafe { std::slice::from_raw_parts(bytes.as_ptr() as *const i8, bytes.len()) }
+    }
+
     /// Panel `i` as f32: each value its int8 times its row's scale.
     fn widen(&self, i: usize, out: &mut [f32]) {
-        let q = &self.q[i * self.panel_len..][..self.panel_len];
+        let q = &self.q()[i * self.panel_len..][..self.panel_len];
         let scale = &self.scale[i * self.r..][..self.r];
-        if let Ok(scale) = <&[f32; 8]>::try_from(scale) {
-            // The wasm f32 kernel's tile height: a fixed width lets the compiler vectorise with the scales in registers.
-            for (o, q) in out.chunks_exact_mut(8).zip(q.chunks_exact(8)) {
-                for j in 0..8 {
-                    o[j] = q[j] as f32 * scale[j];
-                }
-            }
-        } else {
-            for (o, q) in out.chunks_exact_mut(self.r).zip(q.chunks_exact(self.r)) {
-                for j in 0..self.r {
-                    o[j] = q[j] as f32 * scale[j];
+        // The wasm f32 kernel's tile height: a fixed width lets the compiler vectorise with the scales in registers.
+        // (Natively, fixed widths of 16 and 32 measured slower than this general loop.)
+        match self.r {
+            8 => widen_rows::<8>(q, scale, out),
+            _ => {
+                for (o, q) in out.chunks_exact_mut(self.r).zip(q.chunks_exact(self.r)) {
+                    for j in 0..self.r {
+                        o[j] = q[j] as f32 * scale[j];
+                    }
                 }
             }
         }
         let whole_rows = self.panel_len / self.r * self.r;
         out[whole_rows..].fill(0.0);
+    }
+}
+
+/// `out[k][j] = q[k][j] * scale[j]` for rows of `R` values.
+fn widen_rows<const R: usize>(q: &[i8], scale: &[f32], out: &mut [f32]) {
+    let scale: &[f32; R] = scale.try_into().expect("one scale per row");
+    for (o, q) in out.chunks_exact_mut(R).zip(q.chunks_exact(R)) {
+        for j in 0..R {
+            o[j] = q[j] as f32 * scale[j];
+        }
     }
 }
 
@@ -301,13 +379,13 @@ impl MMMInputValue for Int8Panels {
             if w.matrix != Some(self.id) {
                 // SAFETY: only this thread reads the blob, and no panel of the previous matrix is in use: tract runs
                 // one matmul at a time, and a thread asks for panels of one matmul until it is done with it.
-                unsafe { w.values.ensure_size_and_align(4 * self.q.len(), self.alignment) };
+                unsafe { w.values.ensure_size_and_align(4 * self.q().len(), self.alignment) };
                 w.ready.clear();
                 w.ready.resize(self.mn.div_ceil(self.r), false);
                 w.matrix = Some(self.id);
             }
             // SAFETY: the blob holds q.len() f32, aligned as the f32 packing was.
-            let all = unsafe { std::slice::from_raw_parts_mut(w.values.as_mut_ptr() as *mut f32, self.q.len()) };
+            let all = unsafe { std::slice::from_raw_parts_mut(w.values.as_mut_ptr() as *mut f32, self.q().len()) };
             let out = &mut all[i * self.panel_len..][..self.panel_len];
             if !w.ready[i] {
                 self.widen(i, out);
@@ -338,7 +416,7 @@ impl MMMInputValue for Int8Panels {
         let (panel, row) = (mn / self.r, mn % self.r);
         let scale = self.scale[mn];
         for (kk, s) in slice.iter_mut().enumerate() {
-            *s = self.q[panel * self.panel_len + kk * self.r + row] as f32 * scale;
+            *s = self.q()[panel * self.panel_len + kk * self.r + row] as f32 * scale;
         }
         Ok(())
     }

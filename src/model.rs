@@ -7,8 +7,8 @@ use tract_onnx::pb::ModelProto;
 use tract_onnx::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::fold_weights::{fold_constant_dequantize, keep_weights_int8};
-use crate::int8_panels::keep_packed_weights_int8;
+use crate::fold_weights::{fold_constant_dequantize, keep_weights_int8, lift_int8_weights};
+use crate::int8_panels::{LiftedWeights, keep_packed_weights_int8, lifted_weights};
 
 /// How the weights of the large matrices are held once loaded. Both give the same logits to f32 rounding (the
 /// tests hold both to onnxruntime's).
@@ -17,8 +17,8 @@ pub enum WeightMemory {
     /// Packed f32, as tract keeps them: the fastest, and ~4x the int8 file in memory (about 600 MB at the load peak
     /// for WRN-50-2, which wasm memory never gives back).
     F32,
-    /// The weights above tract's 4 MiB folding budget stay int8 with one scale per output channel and are widened
-    /// to f32 one matrix at a time while it runs (src/int8_panels.rs): under half the memory, a little slower.
+    /// The weights stay int8 with one scale per output channel and are widened to f32 one matrix at a time as it
+    /// runs (src/int8_panels.rs): under half the memory, and a faster load.
     Int8,
 }
 
@@ -60,9 +60,12 @@ impl Model {
     pub fn from_onnx(bytes: &[u8], input_shape: &[usize], output_len: usize, weights: WeightMemory) -> Result<Model> {
         let mut proto = ModelProto::decode(bytes).map_err(|e| Error::Model(format!("not an ONNX model: {e}")))?;
         let graph = proto.graph.as_mut().ok_or_else(|| Error::Model("ONNX model has no graph".into()))?;
-        if weights == WeightMemory::Int8 {
+        let lifted = if weights == WeightMemory::Int8 {
             keep_weights_int8(graph)?;
-        }
+            lifted_weights(lift_int8_weights(graph))?
+        } else {
+            LiftedWeights::new()
+        };
         fold_constant_dequantize(graph)?;
         // Shapes recorded for intermediate values can disagree with what tract infers (batch dimension): let it infer.
         graph.value_info.clear();
@@ -70,7 +73,8 @@ impl Model {
             tract_onnx::onnx().model_for_proto_model(&proto)?.with_input_fact(0, f32::fact(input_shape).into())?;
         drop(proto);
         let mut model = model.into_optimized()?;
-        let int8_matrices = if weights == WeightMemory::Int8 { keep_packed_weights_int8(&mut model)? } else { 0 };
+        let int8_matrices =
+            if weights == WeightMemory::Int8 { keep_packed_weights_int8(&mut model, lifted)? } else { 0 };
         let plan = model.into_runnable()?;
         let model = Model { plan, input_shape: input_shape.to_vec(), output_len, int8_matrices };
         model.check_output_shape()?;

@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use wrn_wasm::{Classifier, Error, Rgba};
+use wrn_wasm::{Classifier, Error, Rgba, WeightMemory};
 
 fn good_scores(c: &Classifier, rgba: &[u8], w: u32, h: u32) -> Vec<f32> {
     c.scores(Rgba::new(rgba, w, h).unwrap()).unwrap()
@@ -32,6 +32,16 @@ fn bad_images_are_errors_and_the_classifier_still_works() {
     assert_eq!(before, after, "an error changed what the classifier computes");
 }
 
+/// A well-formed protobuf whose largest int8 weight lacks its last byte.
+fn weight_one_byte_short(model: &[u8]) -> Vec<u8> {
+    use prost::Message;
+    let mut proto = tract_onnx::pb::ModelProto::decode(model).unwrap();
+    let graph = proto.graph.as_mut().unwrap();
+    let largest = graph.initializer.iter_mut().max_by_key(|t| t.raw_data.len()).unwrap();
+    largest.raw_data.pop();
+    proto.encode_to_vec()
+}
+
 #[test]
 fn bad_model_bytes_are_errors() {
     let model = wrn_wasm::embedded_model();
@@ -44,12 +54,15 @@ fn bad_model_bytes_are_errors() {
         ("truncated to 100 bytes", model[..100].to_vec()),
         ("garbage", noise(1 << 16, 3)),
         ("scrambled header", garbage_head),
+        ("a weight one byte short", weight_one_byte_short(model)),
     ];
-    for (what, bytes) in cases {
-        match Classifier::from_bytes(&bytes, manifest) {
-            Err(Error::Model(msg)) => assert!(!msg.is_empty(), "{what}"),
-            Err(e) => panic!("{what}: unexpected error kind {e}"),
-            Ok(_) => panic!("{what}: a corrupt model loaded"),
+    for weights in [WeightMemory::F32, WeightMemory::Int8] {
+        for (what, bytes) in &cases {
+            match Classifier::from_bytes_with(bytes, manifest, weights) {
+                Err(Error::Model(msg)) => assert!(!msg.is_empty(), "{what}"),
+                Err(e) => panic!("{what} ({weights:?}): unexpected error kind {e}"),
+                Ok(_) => panic!("{what} ({weights:?}): a corrupt model loaded"),
+            }
         }
     }
     let bad_manifests = [("not JSON", "{"), ("missing fields", "{}")];
