@@ -46,26 +46,11 @@ fn parse_args() -> Result<Args, String> {
     while let Some(arg) = it.next() {
         let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
         match arg.to_str() {
-            Some("--top") => {
-                let v = value("--top")?;
-                args.top = v
-                    .to_str()
-                    .and_then(|s| s.parse().ok())
-                    .filter(|&k| k > 0)
-                    .ok_or("--top takes a positive number")?;
-            }
+            Some("--top") => args.top = parse(value("--top")?, |&k| k > 0, "--top takes a positive number")?,
             Some("--threads") => {
-                let v = value("--threads")?;
-                args.threads = v
-                    .to_str()
-                    .and_then(|s| s.parse().ok())
-                    .filter(|&n| n > 0)
-                    .ok_or("--threads takes a positive number")?;
+                args.threads = parse(value("--threads")?, |&n| n > 0, "--threads takes a positive number")?
             }
-            Some("--weights") => {
-                let v = value("--weights")?;
-                args.weights = v.to_str().and_then(|s| s.parse().ok()).ok_or("--weights takes f32 or int8")?;
-            }
+            Some("--weights") => args.weights = parse(value("--weights")?, |_| true, "--weights takes f32 or int8")?,
             Some("--json") => args.json = true,
             Some("--model") => args.model = Some(value("--model")?.into()),
             Some("--eval") => args.eval = Some(value("--eval")?.into()),
@@ -78,6 +63,11 @@ fn parse_args() -> Result<Args, String> {
         return Err("give either image files or --eval DIR".into());
     }
     Ok(args)
+}
+
+/// An option's value parsed as a `T` that passes `valid`, or `error`.
+fn parse<T: std::str::FromStr>(value: std::ffi::OsString, valid: fn(&T) -> bool, error: &str) -> Result<T, String> {
+    value.to_str().and_then(|s| s.parse().ok()).filter(valid).ok_or_else(|| error.to_string())
 }
 
 fn main() -> ExitCode {
