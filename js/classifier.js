@@ -42,7 +42,7 @@ export class Classifier {
 
   /**
    * The model embedded in the package. `weights`: 'int8' (default: the large weights stay int8 in memory) or 'f32'
-   * (a little faster, more than twice the memory).
+   * (a little faster, about three times the memory).
    */
   static async load({ weights } = {}) {
     await ensureWasm();

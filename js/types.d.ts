@@ -59,7 +59,7 @@ export interface ClassifierOf<Input> {
 export interface LoadOptions {
   /**
    * How the large weights are held: 'int8' (default: int8 in memory, widened one matrix at a time while it runs;
-   * under half the memory) or 'f32' (a little faster, more than twice the memory).
+   * about a third of the memory) or 'f32' (a little faster, about three times the memory).
    */
   weights?: 'int8' | 'f32';
 }

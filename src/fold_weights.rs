@@ -1,9 +1,11 @@
-//! Folds constant weight dequantisation into plain f32 initializers before tract sees the graph.
+//! ONNX rewrites of the weights before tract sees the graph, for the two ways a model holds them (WeightMemory).
 //!
 //! A weight-only int8 ONNX file stores each weight as int8 + per-channel scale behind a DequantizeLinear node. tract
-//! would constant-evaluate those nodes through a generic broadcasting path during analysis (~4.5 s for WRN-50-2) and,
-//! for the weights above its 4 MiB folding budget, dequantise again at every run. Computing `(q - zero) * scale`
-//! here in a plain loop takes ~0.1 s and leaves tract an fp32 graph: same numbers as onnxruntime's DequantizeLinear.
+//! would constant-evaluate those nodes through a generic broadcasting path during analysis (~4.5 s for WRN-50-2).
+//! - f32: [`fold_constant_dequantize`] computes `(q - zero) * scale` here in a plain loop (~0.1 s) and leaves tract an
+//!   fp32 graph: the same numbers as onnxruntime's DequantizeLinear.
+//! - int8: [`keep_weights_int8`] and [`lift_int8_weights`] hand tract the int8 tensors behind a Cast and a Mul, as
+//!   model inputs; int8_panels takes over from there.
 
 use std::collections::{HashMap, HashSet};
 
@@ -47,16 +49,16 @@ fn drop_unused_initializers(graph: &mut GraphProto) {
 /// Rewrites every Conv or Gemm (transB=1) whose weight is a per-output-channel symmetric DequantizeLinear of
 /// constants into `Cast(int8 -> f32) -> Conv/Gemm -> Mul(scale) -> Add(bias)`, a form tract analyses fast (a
 /// per-output-channel scale commutes with the product; tract moves it back onto the weight as `Mul(Cast(q), scale)`,
-/// the same f32 products as DequantizeLinear). No f32 copy of the weights is made here. Returns how many were
-/// rewritten; call [`fold_constant_dequantize`] afterwards for any other DequantizeLinear.
-pub fn keep_weights_int8(graph: &mut GraphProto) -> Result<usize> {
+/// the same f32 products as DequantizeLinear). No f32 copy of the weights is made here. Returns the names of the int8
+/// tensors it reads through a Cast now; call [`fold_constant_dequantize`] afterwards for any other DequantizeLinear.
+pub fn keep_weights_int8(graph: &mut GraphProto) -> Result<HashSet<String>> {
     let producers: HashMap<String, NodeProto> = graph
         .node
         .iter()
         .filter(|n| n.op_type == "DequantizeLinear")
-        .map(|n| (n.output[0].clone(), n.clone()))
+        .filter_map(|n| Some((n.output.first()?.clone(), n.clone())))
         .collect();
-    let mut rewritten = 0;
+    let mut rewritten = HashSet::new();
     let mut new_inits = Vec::new();
     let nodes = std::mem::take(&mut graph.node);
     let mut out = Vec::with_capacity(nodes.len());
@@ -66,13 +68,20 @@ pub fn keep_weights_int8(graph: &mut GraphProto) -> Result<usize> {
             continue;
         };
         let Int8Plan { q_name, scale, rank } = plan;
-        let name = node.name.clone();
         let y = node.output[0].clone();
+        // New names derive from the output's, which ONNX makes unique (node names may be empty or repeated).
+        let name = y.clone();
         let channels = scale.len();
-        let shape: Vec<i64> = if rank == 4 { vec![1, channels as i64, 1, 1] } else { vec![channels as i64] };
+        // One value per output channel, on axis 1 of a Conv's output [N, C, ...], on the last axis of a Gemm's.
+        let mut shape = vec![1i64; rank];
+        shape[if rank == 2 { 0 } else { 1 }] = channels as i64;
+        if rank == 2 {
+            shape.truncate(1);
+        }
         let cast = format!("{name}.weight_f32");
         let raw = format!("{name}.unscaled");
         let scaled = format!("{name}.scaled");
+        rewritten.insert(q_name.clone());
         out.push(NodeProto {
             name: format!("{name}/cast_weight"),
             op_type: "Cast".into(),
@@ -101,7 +110,6 @@ pub fn keep_weights_int8(graph: &mut GraphProto) -> Result<usize> {
             new_inits.push(f32_tensor(format!("{name}.channel_bias"), &shape, &values));
             out.push(binary("Add", format!("{name}/add_bias"), after_scale, format!("{name}.channel_bias"), y));
         }
-        rewritten += 1;
     }
     // The DequantizeLinear nodes of the rewritten weights have no reader left.
     let used: HashSet<String> = out.iter().flat_map(|n| n.input.iter().cloned()).collect();
@@ -112,23 +120,23 @@ pub fn keep_weights_int8(graph: &mut GraphProto) -> Result<usize> {
     Ok(rewritten)
 }
 
-/// Takes the int8 weights (those only the Casts of [`keep_weights_int8`] read) out of the initializers and declares
-/// them graph inputs of the same name, returning them; int8_panels puts them back as int8 panels once tract has
+/// Takes the int8 weights [`keep_weights_int8`] rewrote (`names`; those read by Casts only, stored as raw bytes) out of
+/// the initializers and declares them graph inputs of the same name, returning them; int8_panels puts them back as int8 panels once tract has
 /// optimised the graph. As constants, tract would evaluate each one's `Cast -> Mul` in full: the small ones folded
 /// into f32 (4x their size), the ones above its 4 MiB folding budget on every optimiser pass, only to drop the result
 /// for its size. That was most of the load time (natively 0.85 s of 1.3 s).
-pub fn lift_int8_weights(graph: &mut GraphProto) -> Vec<TensorProto> {
-    let cast_only: HashSet<&str> =
-        graph.node.iter().filter(|n| n.op_type == "Cast").map(|n| n.input[0].as_str()).collect();
+pub fn lift_int8_weights(graph: &mut GraphProto, names: &HashSet<String>) -> Vec<TensorProto> {
     let other: HashSet<&str> =
         graph.node.iter().filter(|n| n.op_type != "Cast").flat_map(|n| n.input.iter().map(String::as_str)).collect();
     let lift: Vec<bool> = graph
         .initializer
         .iter()
         .map(|t| {
-            t.data_type == DataType::Int8 as i32
-                && cast_only.contains(t.name.as_str())
+            names.contains(&t.name)
                 && !other.contains(t.name.as_str())
+                && t.data_type == DataType::Int8 as i32
+                && t.dims.iter().all(|&d| d >= 0)
+                && t.dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d as usize)) == Some(t.raw_data.len())
         })
         .collect();
     let (lifted, kept): (Vec<_>, Vec<_>) =
@@ -154,7 +162,7 @@ pub fn lift_int8_weights(graph: &mut GraphProto) -> Vec<TensorProto> {
 struct Int8Plan {
     q_name: String,
     scale: Vec<f32>,
-    /// Rank of the product's output: 4 for Conv (scale as [1, C, 1, 1]), 2 for Gemm (scale as [C]).
+    /// Rank of the product's output: the weight's for Conv (scale as [1, C, 1, ...]), 2 for Gemm (scale as [C]).
     rank: usize,
 }
 
@@ -162,7 +170,7 @@ struct Int8Plan {
 fn int8_plan(graph: &GraphProto, producers: &HashMap<String, NodeProto>, node: &NodeProto) -> Option<Int8Plan> {
     let attr = |name: &str| node.attribute.iter().find(|a| a.name == name);
     let rank = match node.op_type.as_str() {
-        "Conv" if attr("group").is_none_or(|a| a.i == 1) => 4,
+        "Conv" if attr("group").is_none_or(|a| a.i == 1) => 0, // the weight's rank, below
         "Gemm"
             if attr("transB").is_some_and(|a| a.i == 1)
                 && attr("transA").is_none_or(|a| a.i == 0)
@@ -174,10 +182,16 @@ fn int8_plan(graph: &GraphProto, producers: &HashMap<String, NodeProto>, node: &
         _ => return None,
     };
     let dq = producers.get(node.input.get(1)?)?;
-    if dq.attribute.iter().find(|a| a.name == "axis").is_some_and(|a| a.i != 0) {
+    let q = initializer(graph, dq.input.first()?)?;
+    // Per output channel: axis 0 of the weight (ONNX's default axis is 1).
+    let axis = dq.attribute.iter().find(|a| a.name == "axis").map_or(1, |a| a.i);
+    if axis != 0 && axis != -(q.dims.len() as i64) {
         return None;
     }
-    let q = initializer(graph, &dq.input[0])?;
+    let rank = if rank == 0 { q.dims.len() } else { rank };
+    if (node.op_type == "Conv" && rank < 3) || node.output.is_empty() || node.input.is_empty() {
+        return None;
+    }
     if q.data_type != DataType::Int8 as i32 {
         return None;
     }

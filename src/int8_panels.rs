@@ -34,7 +34,13 @@ pub fn keep_packed_weights_int8(model: &mut TypedModel, mut by_name: LiftedWeigh
     let lifted_names: HashSet<String> = by_name.keys().cloned().collect();
     let packs: Vec<usize> = model.nodes().iter().filter(|n| n.op.name() == "OptMatMulPack").map(|n| n.id).collect();
     let mut replaced = 0;
+    // The widened matrix is one per thread, so a matmul may read only one Int8Panels.
+    let mut consumers = HashSet::new();
     for pack in packs {
+        let readers: Vec<usize> = model.node(pack).outputs[0].successors.iter().map(|s| s.node).collect();
+        if readers.iter().any(|r| consumers.contains(r)) {
+            continue;
+        }
         let Some(chain) = Int8Chain::find(model, pack, &by_name)? else {
             continue;
         };
@@ -50,6 +56,7 @@ pub fn keep_packed_weights_int8(model: &mut TypedModel, mut by_name: LiftedWeigh
         let wire = patch.wire_node(format!("{}.int8", model.node(pack).name), konst, &[])?[0];
         patch.shunt_outside(model, output, wire)?;
         patch.apply(model)?;
+        consumers.extend(readers);
         replaced += 1;
         // Free each int8 weight once packed, so that the packed copies reuse its memory.
         if let Some(name) = &chain.lifted_name {
@@ -82,12 +89,9 @@ pub type LiftedWeights = HashMap<String, Arc<Tensor>>;
 pub fn lifted_weights(lifted: Vec<TensorProto>) -> TractResult<LiftedWeights> {
     let mut by_name = HashMap::new();
     for t in lifted {
-        ensure!(
-            t.data_type == tract_onnx::pb::tensor_proto::DataType::Int8 as i32
-                && t.raw_data.len() == t.dims.iter().product::<i64>() as usize,
-            "{} is not raw int8",
-            t.name
-        );
+        let len = t.dims.iter().try_fold(1usize, |n, &d| usize::try_from(d).ok().and_then(|d| n.checked_mul(d)));
+        let int8 = t.data_type == tract_onnx::pb::tensor_proto::DataType::Int8 as i32;
+        ensure!(int8 && len == Some(t.raw_data.len()), "{} is not raw int8 of its shape", t.name);
         let dims: Vec<usize> = t.dims.iter().map(|&d| d as usize).collect();
         // SAFETY: every byte is a valid i8.
         let tensor = unsafe { Tensor::from_raw::<i8>(&dims, &t.raw_data)? };
@@ -201,13 +205,17 @@ impl Int8Chain {
             let node = model.node(id);
             q = node.op.eval_out_of_plan(tvec![q.into_tvalue()])?.context("reshape")?.remove(0).into_tensor();
         }
+        // The Mul could have broadcast a smaller weight: then this is not the packer's input.
+        if q.shape() != shape {
+            return Ok(None);
+        }
         let int8_format = PackedFormat { dt: i8::datum_type(), ..f32_format.clone() };
         let packed = int8_format.pack_tensor_view(&q.view(), k_axis, mn_axis)?;
         drop(q);
         let Ok(packed) = packed.downcast::<EagerPackedInput>() else { bail!("int8 packing is not eager") };
         let r = f32_format.r;
         let panel_len = packed.panel_bytes;
-        if panel_len < k * r || panel_len == 0 {
+        if panel_len < k * r || panel_len == 0 || packed.packed.len() != mn.div_ceil(r) * panel_len {
             return Ok(None);
         }
         let mut values = Arc::try_unwrap(packed.packed).unwrap_or_else(|shared| (*shared).clone());
@@ -269,8 +277,9 @@ fn keeps_row_major_order(node: &TypedNode) -> bool {
 thread_local! {
     /// The matrix this thread multiplies by now, widened to f32 panel by panel as the matmul first asks for each.
     /// tract's own scratch keeps one A panel, and its tile order (made to reuse im2col's B panels) would widen each
-    /// panel again for every column tile. One matrix at a time bounds the memory to the largest weight (38 MB for
-    /// WRN-50-2's layer4 3x3), and each weight is widened once per run instead of being cast, scaled and repacked.
+    /// panel again for every column tile. One matrix at a time bounds this thread's buffer to the largest weight
+    /// (38 MB for WRN-50-2's layer4 3x3; each thread of the pool has its own), and each weight is widened once per
+    /// run and thread instead of being cast, scaled and repacked.
     static WIDENED: RefCell<Widened> = RefCell::new(Widened {
         matrix: None,
         values: unsafe { Blob::new_for_size_and_align(0, 64) },
@@ -377,16 +386,20 @@ impl MMMInputValue for Int8Panels {
         ensure!(i < self.mn.div_ceil(self.r), "panel {i} of {}", self.mn.div_ceil(self.r));
         WIDENED.with_borrow_mut(|w| {
             if w.matrix != Some(self.id) {
-                // SAFETY: only this thread reads the blob, and no panel of the previous matrix is in use: tract runs
-                // one matmul at a time, and a thread asks for panels of one matmul until it is done with it.
+                // SAFETY: this may free the previous matrix's panels. No pointer to them is in use any more: tract
+                // asks again for every panel after each matmul's `prepare`, runs one matmul at a time, and a matmul
+                // reads one Int8Panels at most (keep_packed_weights_int8 sees to it).
                 unsafe { w.values.ensure_size_and_align(4 * self.q().len(), self.alignment) };
                 w.ready.clear();
                 w.ready.resize(self.mn.div_ceil(self.r), false);
                 w.matrix = Some(self.id);
             }
-            // SAFETY: the blob holds q.len() f32, aligned as the f32 packing was.
-            let all = unsafe { std::slice::from_raw_parts_mut(w.values.as_mut_ptr() as *mut f32, self.q().len()) };
-            let out = &mut all[i * self.panel_len..][..self.panel_len];
+            // SAFETY: the blob holds q.len() f32, aligned as the f32 packing was; panel i is in it (checked above),
+            // and only this thread writes it, here, before any pointer to it is handed out.
+            let out = unsafe {
+                let panel = (w.values.as_mut_ptr() as *mut f32).add(i * self.panel_len);
+                std::slice::from_raw_parts_mut(panel, self.panel_len)
+            };
             if !w.ready[i] {
                 self.widen(i, out);
                 w.ready[i] = true;

@@ -18,7 +18,7 @@ pub enum WeightMemory {
     /// for WRN-50-2, which wasm memory never gives back).
     F32,
     /// The weights stay int8 with one scale per output channel and are widened to f32 one matrix at a time as it
-    /// runs (src/int8_panels.rs): under half the memory, and a faster load.
+    /// runs (src/int8_panels.rs): about a third of the memory in wasm, and a faster load.
     Int8,
 }
 
@@ -61,8 +61,8 @@ impl Model {
         let mut proto = ModelProto::decode(bytes).map_err(|e| Error::Model(format!("not an ONNX model: {e}")))?;
         let graph = proto.graph.as_mut().ok_or_else(|| Error::Model("ONNX model has no graph".into()))?;
         let lifted = if weights == WeightMemory::Int8 {
-            keep_weights_int8(graph)?;
-            lifted_weights(lift_int8_weights(graph))?
+            let rewritten = keep_weights_int8(graph)?;
+            lifted_weights(lift_int8_weights(graph, &rewritten))?
         } else {
             LiftedWeights::new()
         };

@@ -35,7 +35,7 @@ pub struct WasmClassifier {
 #[wasm_bindgen]
 impl WasmClassifier {
     /// The model compiled into this .wasm. `weights`: "int8" (the default: large weights stay int8 in memory) or
-    /// "f32" (a little faster, more than twice the memory).
+    /// "f32" (a little faster, about three times the memory).
     #[cfg(feature = "embed")]
     #[wasm_bindgen(js_name = loadEmbedded)]
     pub fn load_embedded(weights: Option<String>) -> Result<WasmClassifier, JsError> {
