@@ -9,12 +9,12 @@
 //! DequantizeLinear) compute. A chain of any other shape is left to tract, its weight given back as a constant.
 
 use std::alloc::Layout;
-use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 use tract_linalg::mmm::{EagerPackedInput, MMMInputFormat, MMMInputValue, PackedExoticFact, PackedMatrixStorage};
 use tract_linalg::pack::PackedFormat;
@@ -274,24 +274,23 @@ fn keeps_row_major_order(node: &TypedNode) -> bool {
     matches!(node.op_as::<AxisOp>(), Some(AxisOp::Add(_) | AxisOp::Rm(_) | AxisOp::Reshape(..)))
 }
 
-thread_local! {
-    /// The matrix this thread multiplies by now, widened to f32 panel by panel as the matmul first asks for each.
-    /// tract's own scratch keeps one A panel, and its tile order (made to reuse im2col's B panels) would widen each
-    /// panel again for every column tile. One matrix at a time bounds this thread's buffer to the largest weight
-    /// (38 MB for WRN-50-2's layer4 3x3; each thread of the pool has its own), and each weight is widened once per
-    /// run and thread instead of being cast, scaled and repacked.
-    static WIDENED: RefCell<Widened> = RefCell::new(Widened {
-        matrix: None,
-        values: unsafe { Blob::new_for_size_and_align(0, 64) },
-        ready: Vec::new(),
-    });
-}
+/// The matrix being multiplied now, widened to f32 panel by panel as the matmul first asks for each, shared by the
+/// threads working on it. tract's own scratch keeps one A panel per thread, and its tile order (made to reuse
+/// im2col's B panels) would widen each panel again for every column tile. One matrix at a time bounds the buffer to
+/// the largest weight (38 MB for WRN-50-2's layer4 3x3), whatever the number of threads, and each weight is widened
+/// once per run instead of being cast, scaled and repacked.
+static WIDENED: Mutex<Option<Widened>> = Mutex::new(None);
 
 struct Widened {
-    matrix: Option<u64>,
+    matrix: u64,
     values: Blob,
-    ready: Vec<bool>,
+    /// Per panel: EMPTY, WIDENING (one thread is writing it) or READY.
+    state: Arc<[AtomicU8]>,
 }
+
+const EMPTY: u8 = 0;
+const WIDENING: u8 = 1;
+const READY: u8 = 2;
 
 /// Tells matrices apart for `WIDENED` (an address could be reused by a matrix loaded later).
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
@@ -384,28 +383,41 @@ impl MMMInputValue for Int8Panels {
 
     fn panel_bytes(&self, i: usize, _buffer: Option<*mut u8>) -> TractResult<*const u8> {
         ensure!(i < self.mn.div_ceil(self.r), "panel {i} of {}", self.mn.div_ceil(self.r));
-        WIDENED.with_borrow_mut(|w| {
-            if w.matrix != Some(self.id) {
+        let panels = self.mn.div_ceil(self.r);
+        let (base, state) = {
+            let mut widened = WIDENED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let w = widened.get_or_insert_with(|| Widened {
+                matrix: u64::MAX,
+                values: unsafe { Blob::new_for_size_and_align(0, 64) },
+                state: Arc::new([]),
+            });
+            if w.matrix != self.id {
                 // SAFETY: this may free the previous matrix's panels. No pointer to them is in use any more: tract
-                // asks again for every panel after each matmul's `prepare`, runs one matmul at a time, and a matmul
-                // reads one Int8Panels at most (keep_packed_weights_int8 sees to it).
+                // runs one matmul at a time (its threads all on the same one), asks again for every panel after each
+                // matmul's `prepare`, and a matmul reads one Int8Panels at most (keep_packed_weights_int8 sees to it).
                 unsafe { w.values.ensure_size_and_align(4 * self.q().len(), self.alignment) };
-                w.ready.clear();
-                w.ready.resize(self.mn.div_ceil(self.r), false);
-                w.matrix = Some(self.id);
+                w.state = (0..panels).map(|_| AtomicU8::new(EMPTY)).collect();
+                w.matrix = self.id;
             }
-            // SAFETY: the blob holds q.len() f32, aligned as the f32 packing was; panel i is in it (checked above),
-            // and only this thread writes it, here, before any pointer to it is handed out.
-            let out = unsafe {
-                let panel = (w.values.as_mut_ptr() as *mut f32).add(i * self.panel_len);
-                std::slice::from_raw_parts_mut(panel, self.panel_len)
-            };
-            if !w.ready[i] {
-                self.widen(i, out);
-                w.ready[i] = true;
+            (w.values.as_mut_ptr() as *mut f32, w.state.clone())
+        };
+        // SAFETY: the blob holds q.len() f32, aligned as the f32 packing was, and panel i is in it (checked above).
+        let panel = unsafe { base.add(i * self.panel_len) };
+        match state[i].compare_exchange(EMPTY, WIDENING, Ordering::Acquire, Ordering::Acquire) {
+            Ok(_) => {
+                // SAFETY: the state makes this thread the panel's only writer, and no reader has its pointer yet.
+                self.widen(i, unsafe { std::slice::from_raw_parts_mut(panel, self.panel_len) });
+                state[i].store(READY, Ordering::Release);
             }
-            Ok(out.as_ptr() as *const u8)
-        })
+            Err(READY) => {}
+            // Another thread is widening it: a few microseconds.
+            Err(_) => {
+                while state[i].load(Ordering::Acquire) != READY {
+                    std::hint::spin_loop();
+                }
+            }
+        }
+        Ok(panel as *const u8)
     }
 
     fn mn(&self) -> usize {

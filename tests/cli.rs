@@ -171,6 +171,12 @@ fn int8_weights_give_the_same_classes_and_scores() {
     for ((_, x), (_, y)) in a.iter().zip(&b) {
         assert!((x - y).abs() < 1e-5, "score {x} with f32 weights, {y} with int8");
     }
+    // Threads share the widened matrix: still bit-identical.
+    let two =
+        json_lines(&cli(&["--json", "--top", "10", "--weights", "int8", "--threads", "2", photo.to_str().unwrap()]));
+    let one =
+        json_lines(&cli(&["--json", "--top", "10", "--weights", "int8", "--threads", "1", photo.to_str().unwrap()]));
+    assert_eq!(scores(&two[0]), scores(&one[0]));
     let out = cli(&["--weights", "int4", photo.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--weights takes f32 or int8"));
