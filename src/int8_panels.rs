@@ -34,7 +34,7 @@ pub fn keep_packed_weights_int8(model: &mut TypedModel, mut by_name: LiftedWeigh
     let lifted_names: HashSet<String> = by_name.keys().cloned().collect();
     let packs: Vec<usize> = model.nodes().iter().filter(|n| n.op.name() == "OptMatMulPack").map(|n| n.id).collect();
     let mut replaced = 0;
-    // The widened matrix is one per thread, so a matmul may read only one Int8Panels.
+    // The widened buffer holds one matrix at a time, so a matmul may read only one Int8Panels.
     let mut consumers = HashSet::new();
     for pack in packs {
         let readers: Vec<usize> = model.node(pack).outputs[0].successors.iter().map(|s| s.node).collect();
