@@ -67,17 +67,10 @@ pub fn keep_weights_int8(graph: &mut GraphProto) -> Result<HashSet<String>> {
             out.push(node);
             continue;
         };
-        let Int8Plan { q_name, scale, rank } = plan;
+        let Int8Plan { q_name, scale, bias, shape } = plan;
         let y = node.output[0].clone();
         // New names derive from the output's, which ONNX makes unique (node names may be empty or repeated).
         let name = y.clone();
-        let channels = scale.len();
-        // One value per output channel, on axis 1 of a Conv's output [N, C, ...], on the last axis of a Gemm's.
-        let mut shape = vec![1i64; rank];
-        shape[if rank == 2 { 0 } else { 1 }] = channels as i64;
-        if rank == 2 {
-            shape.truncate(1);
-        }
         let cast = format!("{name}.weight_f32");
         let raw = format!("{name}.unscaled");
         let scaled = format!("{name}.scaled");
@@ -95,7 +88,6 @@ pub fn keep_weights_int8(graph: &mut GraphProto) -> Result<HashSet<String>> {
             }],
             ..Default::default()
         });
-        let bias = node.input.get(2).filter(|b| !b.is_empty()).cloned();
         let mut product = node;
         product.input = vec![product.input[0].clone(), cast];
         product.output = vec![raw.clone()];
@@ -103,10 +95,7 @@ pub fn keep_weights_int8(graph: &mut GraphProto) -> Result<HashSet<String>> {
         new_inits.push(f32_tensor(format!("{name}.channel_scale"), &shape, &scale));
         let after_scale = if bias.is_some() { scaled.clone() } else { y.clone() };
         out.push(binary("Mul", format!("{name}/mul_scale"), raw, format!("{name}.channel_scale"), after_scale.clone()));
-        if let Some(bias) = bias {
-            let values = initializer(graph, &bias)
-                .and_then(floats)
-                .ok_or_else(|| Error::Model(format!("{name}: bias {bias} is not a float32 initializer")))?;
+        if let Some(values) = bias {
             new_inits.push(f32_tensor(format!("{name}.channel_bias"), &shape, &values));
             out.push(binary("Add", format!("{name}/add_bias"), after_scale, format!("{name}.channel_bias"), y));
         }
@@ -135,8 +124,7 @@ pub fn lift_int8_weights(graph: &mut GraphProto, names: &HashSet<String>) -> Vec
             names.contains(&t.name)
                 && !other.contains(t.name.as_str())
                 && t.data_type == DataType::Int8 as i32
-                && t.dims.iter().all(|&d| d >= 0)
-                && t.dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d as usize)) == Some(t.raw_data.len())
+                && element_count(&t.dims) == Some(t.raw_data.len())
         })
         .collect();
     let (lifted, kept): (Vec<_>, Vec<_>) =
@@ -159,25 +147,32 @@ pub fn lift_int8_weights(graph: &mut GraphProto, names: &HashSet<String>) -> Vec
     lifted
 }
 
+/// Elements of a tensor of these dims; None for a negative dim or an overflow.
+pub fn element_count(dims: &[i64]) -> Option<usize> {
+    dims.iter().try_fold(1usize, |n, &d| usize::try_from(d).ok().and_then(|d| n.checked_mul(d)))
+}
+
 struct Int8Plan {
     q_name: String,
     scale: Vec<f32>,
-    /// Rank of the product's output: the weight's for Conv (scale as [1, C, 1, ...]), 2 for Gemm (scale as [C]).
-    rank: usize,
+    /// The bias, one value per output channel.
+    bias: Option<Vec<f32>>,
+    /// Shape of the scale and bias for the product's output: [1, C, 1, ...] for a Conv's [N, C, ...], [C] for Gemm.
+    shape: Vec<i64>,
 }
 
 /// What it takes to run `node` on its int8 weight, if it qualifies.
 fn int8_plan(graph: &GraphProto, producers: &HashMap<String, NodeProto>, node: &NodeProto) -> Option<Int8Plan> {
     let attr = |name: &str| node.attribute.iter().find(|a| a.name == name);
-    let rank = match node.op_type.as_str() {
-        "Conv" if attr("group").is_none_or(|a| a.i == 1) => 0, // the weight's rank, below
+    let is_conv = match node.op_type.as_str() {
+        "Conv" if attr("group").is_none_or(|a| a.i == 1) => true,
         "Gemm"
             if attr("transB").is_some_and(|a| a.i == 1)
                 && attr("transA").is_none_or(|a| a.i == 0)
                 && attr("alpha").is_none_or(|a| a.f == 1.0)
                 && attr("beta").is_none_or(|a| a.f == 1.0) =>
         {
-            2
+            false
         }
         _ => return None,
     };
@@ -188,8 +183,7 @@ fn int8_plan(graph: &GraphProto, producers: &HashMap<String, NodeProto>, node: &
     if axis != 0 && axis != -(q.dims.len() as i64) {
         return None;
     }
-    let rank = if rank == 0 { q.dims.len() } else { rank };
-    if (node.op_type == "Conv" && rank < 3) || node.output.is_empty() || node.input.is_empty() {
+    if (is_conv && q.dims.len() < 3) || node.output.is_empty() || node.input.is_empty() {
         return None;
     }
     if q.data_type != DataType::Int8 as i32 {
@@ -204,12 +198,19 @@ fn int8_plan(graph: &GraphProto, producers: &HashMap<String, NodeProto>, node: &
     if !zero_is_0 || scale.len() != channels {
         return None;
     }
-    if let Some(bias) = node.input.get(2).filter(|b| !b.is_empty()) {
-        if initializer(graph, bias).and_then(floats).is_none_or(|b| b.len() != channels) {
-            return None;
-        }
-    }
-    Some(Int8Plan { q_name: q.name.clone(), scale, rank })
+    let bias = match node.input.get(2).filter(|b| !b.is_empty()) {
+        Some(bias) => Some(initializer(graph, bias).and_then(floats).filter(|b| b.len() == channels)?),
+        None => None,
+    };
+    // One value per output channel: axis 1 of a Conv's output [N, C, ...], the last axis of a Gemm's [N, C].
+    let shape = if is_conv {
+        let mut shape = vec![1i64; q.dims.len()];
+        shape[1] = channels as i64;
+        shape
+    } else {
+        vec![channels as i64]
+    };
+    Some(Int8Plan { q_name: q.name.clone(), scale, bias, shape })
 }
 
 fn binary(op: &str, name: String, a: String, b: String, y: String) -> NodeProto {

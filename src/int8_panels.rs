@@ -27,6 +27,8 @@ use tract_onnx::tract_core::ops::konst::Const;
 use tract_onnx::tract_core::ops::matmul::pack::DynPackedExoticFact;
 use tract_onnx::tract_core::ops::source::TypedSource;
 
+use crate::fold_weights::element_count;
+
 /// Replaces every packed weight computed from an int8 constant, or from one of the `lifted` int8 weights (model
 /// inputs named after them, see fold_weights::lift_int8_weights), by int8 panels. Lifted weights are no model
 /// inputs afterwards: any not replaced becomes a constant again. Returns how many matrices are int8 panels.
@@ -89,9 +91,8 @@ pub type LiftedWeights = HashMap<String, Arc<Tensor>>;
 pub fn lifted_weights(lifted: Vec<TensorProto>) -> TractResult<LiftedWeights> {
     let mut by_name = HashMap::new();
     for t in lifted {
-        let len = t.dims.iter().try_fold(1usize, |n, &d| usize::try_from(d).ok().and_then(|d| n.checked_mul(d)));
         let int8 = t.data_type == tract_onnx::pb::tensor_proto::DataType::Int8 as i32;
-        ensure!(int8 && len == Some(t.raw_data.len()), "{} is not raw int8 of its shape", t.name);
+        ensure!(int8 && element_count(&t.dims) == Some(t.raw_data.len()), "{} is not raw int8 of its shape", t.name);
         let dims: Vec<usize> = t.dims.iter().map(|&d| d as usize).collect();
         // SAFETY: every byte is a valid i8.
         let tensor = unsafe { Tensor::from_raw::<i8>(&dims, &t.raw_data)? };
@@ -236,7 +237,7 @@ impl Int8Chain {
         if values.len() == 1 {
             return Ok(Some(vec![values[0]; mn]));
         }
-        let scaled = model.outlet_fact(model.node(*mul).id.into())?;
+        let scaled = model.outlet_fact((*mul).into())?;
         let Some(scaled) = scaled.shape.as_concrete() else {
             return Ok(None);
         };
@@ -263,13 +264,7 @@ fn is_elementwise_mul(node: &TypedNode) -> bool {
 /// Reshapes: IntoShape with plain row-major strides, and AxisOp's add, remove and reshape (not its moves).
 fn keeps_row_major_order(node: &TypedNode) -> bool {
     if let Some(into) = node.op_as::<IntoShape>() {
-        let mut stride = 1isize;
-        let mut natural = vec![0isize; into.dims.len()];
-        for (s, d) in natural.iter_mut().zip(&into.dims).rev() {
-            *s = stride;
-            stride *= *d as isize;
-        }
-        return *into.strides == *natural;
+        return into.strides == Tensor::natural_strides(&into.dims);
     }
     matches!(node.op_as::<AxisOp>(), Some(AxisOp::Add(_) | AxisOp::Rm(_) | AxisOp::Reshape(..)))
 }

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::fold_weights::{fold_constant_dequantize, keep_weights_int8, lift_int8_weights};
 use crate::int8_panels::{LiftedWeights, keep_packed_weights_int8, lifted_weights};
 
-/// How the weights of the large matrices are held once loaded. Both give the same logits to f32 rounding (the
+/// How the weights are held once loaded. Both give the same logits to f32 rounding (the
 /// tests hold both to onnxruntime's).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WeightMemory {
