@@ -89,6 +89,21 @@ test('the page is cross-origin isolated and runs the threaded build on every cor
   assert.equal(threads, built ? cores : 1);
 });
 
+// The RGBA pixels the page sees: the camera's current frame ({ video: true }) or an image file decoded by the
+// browser ({ url }), read back through a canvas.
+function pixelsInPage(source) {
+  return page.evaluate(async ({ video, url }) => {
+    const image = video
+      ? document.getElementById('video')
+      : await createImageBitmap(await (await fetch(url)).blob(), { imageOrientation: 'from-image', premultiplyAlpha: 'none' });
+    const [width, height] = video ? [image.videoWidth, image.videoHeight] : [image.width, image.height];
+    const ctx = new OffscreenCanvas(width, height).getContext('2d');
+    ctx.drawImage(image, 0, 0);
+    const d = ctx.getImageData(0, 0, width, height);
+    return { width: d.width, height: d.height, data: Array.from(d.data) };
+  }, source);
+}
+
 test('camera snapshot: the top-5 equals the native CLI on the same pixels (scores within 1e-3)', async () => {
   await page.click('#camera-start');
   await page.waitForFunction(() => document.getElementById('video').readyState >= 2, null, { timeout: 30_000 });
@@ -96,14 +111,7 @@ test('camera snapshot: the top-5 equals the native CLI on the same pixels (score
   const top = await resultAfter(() => page.click('#snapshot')).catch(failWithLog);
   await shot('4-snapshot');
   // The fake camera repeats one frame: grab it to run the same pixels through the CLI.
-  const frame = await page.evaluate(() => {
-    const v = document.getElementById('video');
-    const c = new OffscreenCanvas(v.videoWidth, v.videoHeight);
-    const ctx = c.getContext('2d');
-    ctx.drawImage(v, 0, 0);
-    const d = ctx.getImageData(0, 0, c.width, c.height);
-    return { width: d.width, height: d.height, data: Array.from(d.data) };
-  });
+  const frame = await pixelsInPage({ video: true });
   assert.deepEqual([frame.width, frame.height], [640, 480]);
   assertSameTopK(assert, top, nativeOnPixels(frame, 'camera').top, 1e-3, 'camera snapshot');
 });
@@ -141,14 +149,7 @@ test('file upload, drop and paste each classify, like the native CLI', async () 
     const top = await resultAfter(action).catch(failWithLog);
     await shot(`6-${how}`);
     // The browser decodes the file itself (for JPEG, its decoder is not the CLI's): compare on its pixels.
-    const pixels = await page.evaluate(async (url) => {
-      const bitmap = await createImageBitmap(await (await fetch(url)).blob(), { imageOrientation: 'from-image', premultiplyAlpha: 'none' });
-      const c = new OffscreenCanvas(bitmap.width, bitmap.height);
-      const ctx = c.getContext('2d');
-      ctx.drawImage(bitmap, 0, 0);
-      const d = ctx.getImageData(0, 0, c.width, c.height);
-      return { width: d.width, height: d.height, data: Array.from(d.data) };
-    }, `samples/${file}`);
+    const pixels = await pixelsInPage({ url: `samples/${file}` });
     assertSameTopK(assert, top, nativeOnPixels(pixels, how).top, 1e-3, how);
   }
 });
