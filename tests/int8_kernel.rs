@@ -1,0 +1,57 @@
+//! The int8 matrix product (src/int8_matmul.rs) against an exact f64 product, natively and in wasm (where it runs
+//! the SIMD kernel: tools/test runs this file under wasm-bindgen-test in Node and Chromium too).
+
+use wrn_wasm::int8_matmul::{PackedWeights, QuantizedActivations, activation_qmax, matmul, matmul_portable};
+
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
+/// Deterministic pseudo-random numbers (xorshift), so failures reproduce.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn int8(&mut self) -> i8 {
+        (self.next() % 256) as u8 as i8
+    }
+    fn unit(&mut self) -> f32 {
+        (self.next() % 1_000_000) as f32 / 1_000_000.0
+    }
+}
+
+/// Each activation is rounded by at most half its column's step (max|x_j| / qmax), so
+/// |C - C_exact| <= scale_i * sum_k |q_ik| * step_j / 2, plus f32 rounding.
+#[test]
+fn matches_the_exact_product_within_the_quantisation_bound() {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    // Shapes with every kind of edge: m, n not multiples of the tile, odd K, WRN-50-2's longest K, the fc's shape.
+    for (m, k, n) in [(1, 1, 1), (8, 2, 4), (13, 27, 7), (64, 576, 56), (9, 9216, 5), (1000, 2048, 1)] {
+        let q: Vec<i8> = (0..m * k).map(|_| rng.int8()).collect();
+        let scales: Vec<f32> = (0..m).map(|_| 0.001 + 0.01 * rng.unit()).collect();
+        // Activations as after a ReLU (many exact zeros) and signed ones (the first layer's input).
+        let x: Vec<f32> =
+            (0..k * n).map(|i| if i % 3 == 0 { (rng.unit() - 0.5) * 4.0 } else { rng.unit().max(0.3) - 0.3 }).collect();
+        let w = PackedWeights::pack(&q, &scales, m, k);
+        let xq = QuantizedActivations::quantize(&x, k, n);
+        let c = matmul(&w, &xq);
+        assert!(c == matmul_portable(&w, &xq), "({m},{k},{n}): the build's kernel equals the portable one");
+        let qmax = activation_qmax(k) as f64;
+        for col in 0..n {
+            let max_abs = (0..k).map(|kk| x[kk * n + col].abs() as f64).fold(0.0, f64::max);
+            for row in 0..m {
+                let weights = &q[row * k..][..k];
+                let exact: f64 =
+                    weights.iter().enumerate().map(|(kk, &w)| w as f64 * x[kk * n + col] as f64).sum::<f64>()
+                        * scales[row] as f64;
+                let abs_w: f64 = weights.iter().map(|&w| (w as f64).abs()).sum();
+                let bound = scales[row] as f64 * abs_w * (max_abs / qmax) / 2.0 + exact.abs() * 1e-6 + 1e-12;
+                let got = c[row * n + col] as f64;
+                assert!((got - exact).abs() <= bound, "({m},{k},{n}) [{row},{col}]: {got} vs {exact}, bound {bound}");
+            }
+        }
+    }
+}
