@@ -81,6 +81,11 @@ impl Classifier {
         self.model.int8_matrices()
     }
 
+    /// How many matrix products run in integer arithmetic (0 unless [`WeightMemory::Int8Compute`]).
+    pub fn int8_matmuls(&self) -> usize {
+        self.model.int8_matmuls()
+    }
+
     pub fn classes(&self) -> &'static [Class] {
         labels::imagenet1k()
     }

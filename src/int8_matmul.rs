@@ -7,32 +7,87 @@
 //! 11 at WRN-50-2's longest (K = 9216), far finer than the 8 bits of int8 activations. The weights lose nothing:
 //! they are the model's own int8 values.
 //!
-//! Layouts (padding is zero, so it adds nothing to a sum):
-//! - weights: panels of [`MR`] rows; per pair of K, the panel holds `[MR][2]` i8, row by row;
-//! - activations: panels of [`NR`] columns; per pair of K, `[NR][2]` i16, column by column.
+//! Layouts, panel by panel (padding is zero, so it adds nothing to a sum). Each panel starts with its scales, so
+//! that a kernel handed two panel addresses (as tract's matmul does) has all it needs:
+//! - weights: [`MR`] rows: `[MR] f32` row scales, then per pair of K `[MR][2] i8`, row by row;
+//! - activations: [`NR`] columns: `[NR] f32` column scales, then per pair of K `[NR][2] i16`, column by column.
 
 /// Rows of a weight panel, and of the tile one kernel call computes.
 pub const MR: usize = 8;
-/// Columns of an activation panel, and of the tile.
-pub const NR: usize = 4;
+/// Columns of an activation panel, and of the tile (tract's f32 tile in wasm is 8 x 8 too).
+pub const NR: usize = 8;
 
-/// The largest weight magnitude (int8 symmetric quantisation; ONNX's -128 is handled, see `activation_qmax`).
+/// The largest weight magnitude (int8, -128 included).
 const WEIGHT_MAX: i64 = 128;
 
 /// The largest activation magnitude for a sum over `k` products: `WEIGHT_MAX * qmax * k` must fit in an i32 (the
 /// accumulators), and qmax in an i16.
 pub fn activation_qmax(k: usize) -> i32 {
-    let k_padded = k.div_ceil(2) * 2;
-    let fits = i32::MAX as i64 / (WEIGHT_MAX * k_padded.max(1) as i64);
+    let fits = i32::MAX as i64 / (WEIGHT_MAX * pairs(k).max(1) as i64 * 2);
     fits.min(i16::MAX as i64) as i32
 }
 
-/// int8 weights packed in pairs along K, panel by panel, with their row scales.
+/// K is taken in pairs, the last one padded with a zero.
+pub fn pairs(k: usize) -> usize {
+    k.div_ceil(2)
+}
+
+/// Bytes of one weight panel for a sum over `k`.
+pub fn weight_panel_bytes(k: usize) -> usize {
+    MR * 4 + pairs(k) * MR * 2
+}
+
+/// Bytes of one activation panel for a sum over `k`.
+pub fn activation_panel_bytes(k: usize) -> usize {
+    NR * 4 + pairs(k) * NR * 2 * 2
+}
+
+/// Writes one weight panel: `row(r)` gives row r's K int8 values and its scale, for the panel's rows that exist.
+pub fn pack_weight_panel<'a>(out: &mut [u8], k: usize, rows: usize, row: impl Fn(usize) -> (&'a [i8], f32)) {
+    assert!(rows <= MR && out.len() == weight_panel_bytes(k), "one panel of MR rows");
+    out.fill(0);
+    let (scales, q) = out.split_at_mut(MR * 4);
+    for r in 0..rows {
+        let (values, scale) = row(r);
+        assert_eq!(values.len(), k, "a row holds K values");
+        scales[r * 4..][..4].copy_from_slice(&scale.to_le_bytes());
+        for (kk, &v) in values.iter().enumerate() {
+            q[(kk / 2) * MR * 2 + r * 2 + kk % 2] = v as u8;
+        }
+    }
+}
+
+/// Writes one activation panel from `value(kk, c)` (K index, column in the panel; `cols` columns exist), each
+/// column quantised on its own: symmetric, scale max|x| / qmax, rounded half to even.
+pub fn quantize_activation_panel(out: &mut [u8], k: usize, cols: usize, value: impl Fn(usize, usize) -> f32) {
+    assert!(cols <= NR && out.len() == activation_panel_bytes(k), "one panel of NR columns");
+    out.fill(0);
+    let qmax = activation_qmax(k) as f32;
+    let mut max_abs = [0f32; NR];
+    for kk in 0..k {
+        for (c, m) in max_abs.iter_mut().enumerate().take(cols) {
+            *m = m.max(value(kk, c).abs());
+        }
+    }
+    // A column of zeros gets scale 0 (and stays zero) rather than a division by zero.
+    let inverse = max_abs.map(|m| if m > 0.0 { qmax / m } else { 0.0 });
+    let (scales, q) = out.split_at_mut(NR * 4);
+    for (c, m) in max_abs.iter().enumerate() {
+        scales[c * 4..][..4].copy_from_slice(&(m / qmax).to_le_bytes());
+    }
+    for kk in 0..k {
+        for (c, &inv) in inverse.iter().enumerate().take(cols) {
+            let level = (value(kk, c) * inv).round_ties_even().clamp(-qmax, qmax) as i16;
+            q[((kk / 2) * NR * 2 + c * 2 + kk % 2) * 2..][..2].copy_from_slice(&level.to_le_bytes());
+        }
+    }
+}
+
+/// int8 weights packed panel by panel, with their row scales.
 pub struct PackedWeights {
-    q: Vec<i8>,
-    scales: Vec<f32>,
+    bytes: Vec<u8>,
     m: usize,
-    k_pairs: usize,
+    k: usize,
 }
 
 impl PackedWeights {
@@ -40,97 +95,92 @@ impl PackedWeights {
     pub fn pack(q: &[i8], scales: &[f32], m: usize, k: usize) -> PackedWeights {
         assert_eq!(q.len(), m * k, "weights are m x k");
         assert_eq!(scales.len(), m, "one scale per row");
-        let k_pairs = k.div_ceil(2);
-        let panels = m.div_ceil(MR);
-        let mut packed = vec![0i8; panels * k_pairs * MR * 2];
-        for row in 0..m {
-            let panel = &mut packed[(row / MR) * k_pairs * MR * 2..][..k_pairs * MR * 2];
-            for (kk, &v) in q[row * k..][..k].iter().enumerate() {
-                panel[(kk / 2) * MR * 2 + (row % MR) * 2 + kk % 2] = v;
-            }
+        let mut bytes = vec![0u8; m.div_ceil(MR) * weight_panel_bytes(k)];
+        for (i, panel) in bytes.chunks_exact_mut(weight_panel_bytes(k)).enumerate() {
+            let rows = (m - i * MR).min(MR);
+            pack_weight_panel(panel, k, rows, |r| (&q[(i * MR + r) * k..][..k], scales[i * MR + r]));
         }
-        PackedWeights { q: packed, scales: scales.to_vec(), m, k_pairs }
-    }
-
-    fn panel(&self, i: usize) -> &[i8] {
-        &self.q[i * self.k_pairs * MR * 2..][..self.k_pairs * MR * 2]
+        PackedWeights { bytes, m, k }
     }
 }
 
-/// f32 activations quantised column by column (symmetric, round half to even), packed in pairs along K.
+/// f32 activations quantised column by column, packed panel by panel.
 pub struct QuantizedActivations {
-    q: Vec<i16>,
-    scales: Vec<f32>,
+    bytes: Vec<u8>,
     n: usize,
-    k_pairs: usize,
+    k: usize,
 }
 
 impl QuantizedActivations {
     /// `x` is k x n, row-major.
     pub fn quantize(x: &[f32], k: usize, n: usize) -> QuantizedActivations {
         assert_eq!(x.len(), k * n, "activations are k x n");
-        let qmax = activation_qmax(k) as f32;
-        let k_pairs = k.div_ceil(2);
-        let mut max_abs = vec![0f32; n];
-        for row in x.chunks_exact(n) {
-            for (m, v) in max_abs.iter_mut().zip(row) {
-                *m = m.max(v.abs());
-            }
+        let mut bytes = vec![0u8; n.div_ceil(NR) * activation_panel_bytes(k)];
+        for (j, panel) in bytes.chunks_exact_mut(activation_panel_bytes(k)).enumerate() {
+            let cols = (n - j * NR).min(NR);
+            quantize_activation_panel(panel, k, cols, |kk, c| x[kk * n + j * NR + c]);
         }
-        // A column of zeros gets scale 0 (and stays zero) rather than a division by zero.
-        let inverse: Vec<f32> = max_abs.iter().map(|&m| if m > 0.0 { qmax / m } else { 0.0 }).collect();
-        let scales = max_abs.iter().map(|&m| m / qmax).collect();
-        let mut q = vec![0i16; n.div_ceil(NR) * k_pairs * NR * 2];
-        for (kk, row) in x.chunks_exact(n).enumerate() {
-            for (col, (&v, &inv)) in row.iter().zip(&inverse).enumerate() {
-                let level = (v * inv).round_ties_even().clamp(-qmax, qmax) as i16;
-                q[(col / NR) * k_pairs * NR * 2 + (kk / 2) * NR * 2 + (col % NR) * 2 + kk % 2] = level;
-            }
-        }
-        QuantizedActivations { q, scales, n, k_pairs }
-    }
-
-    fn panel(&self, j: usize) -> &[i16] {
-        &self.q[j * self.k_pairs * NR * 2..][..self.k_pairs * NR * 2]
+        QuantizedActivations { bytes, n, k }
     }
 }
 
-/// One tile's sums over K: `acc[row][col]`.
+/// One tile of integer sums over K: `acc[row][col]`.
 pub type Tile = [[i32; NR]; MR];
 
-/// C = W X, m x n row-major, on this build's fastest kernel.
+/// The integer kernels' signature: [`tile`] (this build's) and [`tile_portable`].
+pub type TileKernel = unsafe fn(*const i8, *const i16, usize) -> Tile;
+
+/// One tile of C: the integer sums times the row and column scales.
+///
+/// # Safety
+/// `a` and `b` point at a whole weight panel and a whole activation panel for the same `k`.
+pub unsafe fn product_tile(a: *const u8, b: *const u8, k: usize, kernel: TileKernel) -> [[f32; NR]; MR] {
+    // SAFETY: the caller's panels hold their scales first and `pairs(k)` pairs after them.
+    let acc = unsafe { kernel(a.add(MR * 4) as *const i8, b.add(NR * 4) as *const i16, pairs(k)) };
+    let scale = |p: *const u8, i: usize| unsafe { (p as *const f32).add(i).read_unaligned() };
+    let mut c = [[0f32; NR]; MR];
+    for (r, row) in c.iter_mut().enumerate() {
+        for (s, v) in row.iter_mut().enumerate() {
+            *v = acc[r][s] as f32 * (scale(a, r) * scale(b, s));
+        }
+    }
+    c
+}
+
+/// C = W X, m x n row-major, on this build's kernel.
 pub fn matmul(w: &PackedWeights, x: &QuantizedActivations) -> Vec<f32> {
     matmul_with(w, x, tile)
 }
 
-/// C = W X on the portable kernel: the reference the SIMD kernel must equal bit for bit.
-pub fn matmul_portable(w: &PackedWeights, x: &QuantizedActivations) -> Vec<f32> {
-    matmul_with(w, x, tile_portable)
-}
-
-fn matmul_with(w: &PackedWeights, x: &QuantizedActivations, kernel: fn(&[i8], &[i16], usize) -> Tile) -> Vec<f32> {
-    assert_eq!(w.k_pairs, x.k_pairs, "W and X share K");
-    let (m, n) = (w.m, x.n);
+/// C = W X on the given integer kernel.
+pub fn matmul_with(w: &PackedWeights, x: &QuantizedActivations, kernel: TileKernel) -> Vec<f32> {
+    assert_eq!(w.k, x.k, "W and X share K");
+    let (m, n, k) = (w.m, x.n, w.k);
     let mut c = vec![0f32; m * n];
-    for j in 0..n.div_ceil(NR) {
-        for i in 0..m.div_ceil(MR) {
-            let acc = kernel(w.panel(i), x.panel(j), w.k_pairs);
-            for (r, sums) in acc.iter().enumerate().take(m - i * MR) {
-                let row = i * MR + r;
-                for (s, &sum) in sums.iter().enumerate().take(n - j * NR) {
-                    let col = j * NR + s;
-                    c[row * n + col] = sum as f32 * (w.scales[row] * x.scales[col]);
-                }
+    for (j, b) in x.bytes.chunks_exact(activation_panel_bytes(k)).enumerate() {
+        for (i, a) in w.bytes.chunks_exact(weight_panel_bytes(k)).enumerate() {
+            // SAFETY: whole panels of the same K.
+            let tile = unsafe { product_tile(a.as_ptr(), b.as_ptr(), k, kernel) };
+            for (r, values) in tile.iter().enumerate().take(m - i * MR) {
+                let start = (i * MR + r) * n + j * NR;
+                let cols = (n - j * NR).min(NR);
+                c[start..start + cols].copy_from_slice(&values[..cols]);
             }
         }
     }
     c
 }
 
-/// The tile kernel in plain Rust.
-pub fn tile_portable(a: &[i8], b: &[i16], k_pairs: usize) -> Tile {
+/// The integer sums in plain Rust: the reference the SIMD kernel must equal.
+///
+/// # Safety
+/// `a` holds `k_pairs * MR * 2` values and `b` holds `k_pairs * NR * 2`.
+pub unsafe fn tile_portable(a: *const i8, b: *const i16, k_pairs: usize) -> Tile {
+    // SAFETY: the sizes the caller guarantees.
+    let (a, b) =
+        unsafe { (std::slice::from_raw_parts(a, k_pairs * MR * 2), std::slice::from_raw_parts(b, k_pairs * NR * 2)) };
     let mut acc = [[0i32; NR]; MR];
-    for (a, b) in a.chunks_exact(MR * 2).zip(b.chunks_exact(NR * 2)).take(k_pairs) {
+    for (a, b) in a.chunks_exact(MR * 2).zip(b.chunks_exact(NR * 2)) {
         for (r, acc_row) in acc.iter_mut().enumerate() {
             for (s, sum) in acc_row.iter_mut().enumerate() {
                 *sum += a[2 * r] as i32 * b[2 * s] as i32 + a[2 * r + 1] as i32 * b[2 * s + 1] as i32;
@@ -141,46 +191,41 @@ pub fn tile_portable(a: &[i8], b: &[i16], k_pairs: usize) -> Tile {
 }
 
 #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-use tile_portable as tile;
+pub use tile_portable as tile;
 
-/// The tile kernel on wasm SIMD: per pair of K, one load and two widenings give the 8 rows' pairs as two i16x8;
+/// The integer sums on wasm SIMD. Per pair of K, one load and two widenings give the 8 rows' pairs as two i16x8;
 /// each column's pair is splat across a vector, and `i32x4.dot_i16x8_s` adds the pair's two products for 4 rows.
+/// The 8 columns go in two passes of 4, so that the 8 accumulators stay in registers.
+///
+/// # Safety
+/// As [`tile_portable`].
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-pub fn tile(a: &[i8], b: &[i16], k_pairs: usize) -> Tile {
+pub unsafe fn tile(a: *const i8, b: *const i16, k_pairs: usize) -> Tile {
     use core::arch::wasm32::*;
-    assert!(a.len() >= k_pairs * MR * 2 && b.len() >= k_pairs * NR * 2, "panels hold k_pairs pairs");
-    let zero = i32x4_splat(0);
-    let (mut lo, mut hi) = ([zero; NR], [zero; NR]);
-    for p in 0..k_pairs {
-        // SAFETY: both reads are inside the panels (asserted above); v128 loads need no alignment.
-        let (rows, b) = unsafe { (v128_load(a.as_ptr().add(p * MR * 2) as *const v128), b.as_ptr().add(p * NR * 2)) };
-        let (rows_lo, rows_hi) = (i16x8_extend_low_i8x16(rows), i16x8_extend_high_i8x16(rows));
-        for s in 0..NR {
-            // SAFETY: as above; one column's pair is 4 bytes.
-            let pair = unsafe { v128_load32_splat(b.add(2 * s) as *const u32) };
-            lo[s] = i32x4_add(lo[s], i32x4_dot_i16x8(rows_lo, pair));
-            hi[s] = i32x4_add(hi[s], i32x4_dot_i16x8(rows_hi, pair));
-        }
-    }
     let mut acc = [[0i32; NR]; MR];
-    for s in 0..NR {
-        for r in 0..4 {
-            acc[r][s] = lane(lo[s], r);
-            acc[r + 4][s] = lane(hi[s], r);
+    for half in 0..NR / 4 {
+        let zero = i32x4_splat(0);
+        let (mut lo, mut hi) = ([zero; 4], [zero; 4]);
+        for p in 0..k_pairs {
+            // SAFETY: pair p of both panels is inside them (the caller's sizes); v128 loads need no alignment.
+            let (rows, b) = unsafe { (v128_load(a.add(p * MR * 2) as *const v128), b.add(p * NR * 2 + half * 8)) };
+            let (rows_lo, rows_hi) = (i16x8_extend_low_i8x16(rows), i16x8_extend_high_i8x16(rows));
+            for s in 0..4 {
+                // SAFETY: as above; one column's pair is 4 bytes.
+                let pair = unsafe { v128_load32_splat(b.add(2 * s) as *const u32) };
+                lo[s] = i32x4_add(lo[s], i32x4_dot_i16x8(rows_lo, pair));
+                hi[s] = i32x4_add(hi[s], i32x4_dot_i16x8(rows_hi, pair));
+            }
+        }
+        for s in 0..4 {
+            let (l, h): ([i32; 4], [i32; 4]) = unsafe { (std::mem::transmute(lo[s]), std::mem::transmute(hi[s])) };
+            for r in 0..4 {
+                acc[r][half * 4 + s] = l[r];
+                acc[r + 4][half * 4 + s] = h[r];
+            }
         }
     }
     acc
-}
-
-#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-fn lane(v: core::arch::wasm32::v128, r: usize) -> i32 {
-    use core::arch::wasm32::i32x4_extract_lane;
-    match r {
-        0 => i32x4_extract_lane::<0>(v),
-        1 => i32x4_extract_lane::<1>(v),
-        2 => i32x4_extract_lane::<2>(v),
-        _ => i32x4_extract_lane::<3>(v),
-    }
 }
 
 #[cfg(test)]
@@ -206,7 +251,7 @@ mod tests {
         let w = PackedWeights::pack(&vec![-128; m * k], &vec![1.0; m], m, k);
         let x = QuantizedActivations::quantize(&vec![-1.0; k * n], k, n);
         let qmax = activation_qmax(k) as f32;
-        for v in matmul_portable(&w, &x) {
+        for v in matmul_with(&w, &x, tile_portable) {
             assert_eq!(v, (128.0 * qmax * k as f32) * (1.0 / qmax), "exact integer sum, then the scales");
         }
     }

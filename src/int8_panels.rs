@@ -336,6 +336,13 @@ impl Int8Panels {
         unsafe { std::slice::from_raw_parts(bytes.as_ptr() as *const i8, bytes.len()) }
     }
 
+    /// Row `mn`'s K int8 values and its scale.
+    pub fn row(&self, mn: usize) -> (Vec<i8>, f32) {
+        let (panel, row) = (mn / self.r, mn % self.r);
+        let q = &self.q()[panel * self.panel_len..];
+        ((0..self.fact.k).map(|kk| q[kk * self.r + row]).collect(), self.scale[mn])
+    }
+
     /// Panel `i` as f32: each value its int8 times its row's scale.
     fn widen(&self, i: usize, out: &mut [f32]) {
         let q = &self.q()[i * self.panel_len..][..self.panel_len];
@@ -433,10 +440,9 @@ impl MMMInputValue for Int8Panels {
 
     fn extract_at_mn_f32(&self, mn: usize, slice: &mut [f32]) -> TractResult<()> {
         ensure!(mn < self.mn && slice.len() == self.k());
-        let (panel, row) = (mn / self.r, mn % self.r);
-        let scale = self.scale[mn];
-        for (kk, s) in slice.iter_mut().enumerate() {
-            *s = self.q()[panel * self.panel_len + kk * self.r + row] as f32 * scale;
+        let (q, scale) = self.row(mn);
+        for (s, q) in slice.iter_mut().zip(q) {
+            *s = q as f32 * scale;
         }
         Ok(())
     }

@@ -8,10 +8,11 @@ use tract_onnx::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::fold_weights::{fold_constant_dequantize, keep_weights_int8, lift_int8_weights};
+use crate::int8_compute::compute_in_int8;
 use crate::int8_panels::{LiftedWeights, keep_packed_weights_int8, lifted_weights};
 
-/// How the weights are held once loaded. Both give the same logits to f32 rounding (the
-/// tests hold both to onnxruntime's).
+/// How the weights are held once loaded, and the arithmetic they take part in. F32 and Int8 give the same logits to
+/// f32 rounding; Int8Compute rounds activations to 11-15 bits. The tests hold all three to onnxruntime's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WeightMemory {
     /// Packed f32, as tract keeps them: the fastest, and ~4x the int8 file in memory (about 600 MB at the load peak
@@ -20,6 +21,10 @@ pub enum WeightMemory {
     /// The weights stay int8 with one scale per output channel and are widened to f32 one matrix at a time as it
     /// runs (src/int8_panels.rs): about a third of the memory in wasm, and a faster load.
     Int8,
+    /// Int8 weights, as Int8, multiplied in integer arithmetic (src/int8_compute.rs): each matmul's activations are
+    /// quantised per column to as many bits as its sums allow (11 to 15), and the products run on int8 x int16 dot
+    /// products, about twice tract's f32 speed in wasm.
+    Int8Compute,
 }
 
 impl Default for WeightMemory {
@@ -35,7 +40,8 @@ impl std::str::FromStr for WeightMemory {
         match s {
             "int8" => Ok(WeightMemory::Int8),
             "f32" => Ok(WeightMemory::F32),
-            _ => Err(Error::Model(format!("weights must be \"int8\" or \"f32\", not {s:?}"))),
+            "int8-compute" => Ok(WeightMemory::Int8Compute),
+            _ => Err(Error::Model(format!("weights must be \"int8\", \"int8-compute\" or \"f32\", not {s:?}"))),
         }
     }
 }
@@ -46,6 +52,7 @@ pub struct Model {
     input_shape: Vec<usize>,
     output_len: usize,
     int8_matrices: usize,
+    int8_matmuls: usize,
 }
 
 impl std::fmt::Debug for Model {
@@ -60,7 +67,8 @@ impl Model {
     pub fn from_onnx(bytes: &[u8], input_shape: &[usize], output_len: usize, weights: WeightMemory) -> Result<Model> {
         let mut proto = ModelProto::decode(bytes).map_err(|e| Error::Model(format!("not an ONNX model: {e}")))?;
         let graph = proto.graph.as_mut().ok_or_else(|| Error::Model("ONNX model has no graph".into()))?;
-        let lifted = if weights == WeightMemory::Int8 {
+        let int8 = weights != WeightMemory::F32;
+        let lifted = if int8 {
             let rewritten = keep_weights_int8(graph)?;
             lifted_weights(lift_int8_weights(graph, &rewritten))?
         } else {
@@ -73,10 +81,10 @@ impl Model {
             tract_onnx::onnx().model_for_proto_model(&proto)?.with_input_fact(0, f32::fact(input_shape).into())?;
         drop(proto);
         let mut model = model.into_optimized()?;
-        let int8_matrices =
-            if weights == WeightMemory::Int8 { keep_packed_weights_int8(&mut model, lifted)? } else { 0 };
+        let int8_matrices = if int8 { keep_packed_weights_int8(&mut model, lifted)? } else { 0 };
+        let int8_matmuls = if weights == WeightMemory::Int8Compute { compute_in_int8(&mut model)? } else { 0 };
         let plan = model.into_runnable()?;
-        let model = Model { plan, input_shape: input_shape.to_vec(), output_len, int8_matrices };
+        let model = Model { plan, input_shape: input_shape.to_vec(), output_len, int8_matrices, int8_matmuls };
         model.check_output_shape()?;
         Ok(model)
     }
@@ -102,6 +110,11 @@ impl Model {
     /// How many weight matrices are held as int8 panels.
     pub fn int8_matrices(&self) -> usize {
         self.int8_matrices
+    }
+
+    /// How many matrix products run in integer arithmetic.
+    pub fn int8_matmuls(&self) -> usize {
+        self.int8_matmuls
     }
 
     pub fn input_shape(&self) -> &[usize] {

@@ -19,7 +19,8 @@ const USAGE: &str = "usage: wrn-classify [--top K] [--json] [--model DIR] [--thr
   --model DIR  a folder written by tools/build_model.py (default: the model embedded in this binary)
   --eval DIR   top-1/top-5 accuracy on DIR/<wnid>/<images> (ImageNet's validation layout)
   --threads N  threads for inference (default: all cores; results are identical for any N)
-  --weights W  f32 (default: fastest) or int8 (large weights kept int8 in memory: under half the memory)";
+  --weights W  f32 (default: fastest here), int8 (weights kept int8 in memory: under half the memory) or
+               int8-compute (int8 weights, integer arithmetic: the wasm build's fast path; slow natively)";
 
 struct Args {
     top: usize,
@@ -50,7 +51,7 @@ fn parse_args() -> Result<Args, String> {
             Some("--threads") => {
                 args.threads = parse(value("--threads")?, |&n| n > 0, "--threads takes a positive number")?
             }
-            Some("--weights") => args.weights = parse(value("--weights")?, |_| true, "--weights takes f32 or int8")?,
+            Some("--weights") => args.weights = parse(value("--weights")?, |_| true, "--weights takes f32, int8 or int8-compute")?,
             Some("--json") => args.json = true,
             Some("--model") => args.model = Some(value("--model")?.into()),
             Some("--eval") => args.eval = Some(value("--eval")?.into()),

@@ -1,0 +1,463 @@
+//! Int8 arithmetic inside tract's plan, on [`int8_matmul`]'s kernel.
+//!
+//! After tract has planned the model and int8_panels has packed its weights, every matmul whose weights are
+//! [`Int8Panels`] and whose activations arrive packed as f32 (from im2col or a packer) is changed three ways:
+//! - its weights are repacked in int8_matmul's pair layout ([`PairPanels`] of int8, with the row scales);
+//! - a [`QuantizeActivations`] node before it turns tract's f32 activation panels into int16 ones, each column
+//!   with its own scale;
+//! - tract's f32 kernel gives way to [`KERNEL`]: integer sums, times both scales, then tract's own epilogue (bias,
+//!   ReLU, residual add, store) on the f32 tile, unchanged.
+//!
+//! Any other matmul keeps tract's kernel and the int8 weights widened as it runs (int8_panels).
+
+use std::alloc::Layout;
+use std::fmt;
+use std::sync::{Arc, LazyLock};
+
+use tract_linalg::WeightType;
+use tract_linalg::mmm::OutputStoreSpec;
+use tract_linalg::mmm::{
+    DynKernel, EagerPackedInput, FusedKerSpec, MMMInputFormat, MMMInputValue, OutputStoreKer, PackedExoticFact,
+    PackedMatrixStorage,
+};
+use tract_linalg::pack::PackedFormat;
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::internal::*;
+use tract_onnx::tract_core::ops::konst::Const;
+use tract_onnx::tract_core::ops::matmul::ModePicker;
+use tract_onnx::tract_core::ops::matmul::optimized::{MatMulOperand, OptMatMul, ProtoFusedSpec};
+
+use crate::int8_matmul::{
+    MR, NR, activation_panel_bytes, pack_weight_panel, product_tile, quantize_activation_panel, tile,
+    weight_panel_bytes,
+};
+use crate::int8_panels::Int8Panels;
+
+/// Switches every matmul that can to int8 arithmetic. Returns how many did.
+pub fn compute_in_int8(model: &mut TypedModel) -> TractResult<usize> {
+    let matmuls: Vec<usize> = model.nodes().iter().filter(|n| n.op_is::<OptMatMul>()).map(|n| n.id).collect();
+    let mut switched = 0;
+    for id in matmuls {
+        if switch_to_int8(model, id)? {
+            switched += 1;
+        }
+    }
+    Ok(switched)
+}
+
+/// Which operand of tract's matmul holds the weights. tract puts the activations first when they have more rows
+/// than the weights (1x1 convolutions on large images): the tile is then the transpose of int8_matmul's.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum WeightsAre {
+    A,
+    B,
+}
+
+impl WeightsAre {
+    /// The index of this layout in [`KERNEL`]'s packings.
+    fn packing(self) -> usize {
+        match self {
+            WeightsAre::A => 0,
+            WeightsAre::B => 1,
+        }
+    }
+}
+
+/// The int8 weights of one matmul (by input index) as pair panels, if they are Int8Panels.
+fn pair_weights(model: &TypedModel, id: usize, input: usize) -> TractResult<Option<Tensor>> {
+    let Some(konst) = model.node(model.node(id).inputs[input].node).op_as::<Const>() else {
+        return Ok(None);
+    };
+    let Ok(storage) = konst.val().try_storage_as::<PackedMatrixStorage>() else {
+        return Ok(None);
+    };
+    let Some(int8) = storage.values().iter().map(|v| v.downcast_ref::<Int8Panels>()).collect::<Option<Vec<_>>>() else {
+        return Ok(None);
+    };
+    let mut pairs: TVec<Box<dyn MMMInputValue>> = tvec![];
+    for panels in int8 {
+        pairs.push(Box::new(PairPanels::weights(panels)?));
+    }
+    Ok(Some(PackedMatrixStorage::new_batched(storage.batch_shape(), pairs).into_tensor(f32::datum_type())))
+}
+
+/// Switches one matmul whose weights are Int8Panels and whose activations are f32 panels.
+fn switch_to_int8(model: &mut TypedModel, id: usize) -> TractResult<bool> {
+    let op = model.node(id).op_as::<OptMatMul>().context("OptMatMul")?.clone();
+    let mut add_mat_muls = op.micro_ops.iter().filter_map(|o| match o {
+        ProtoFusedSpec::AddMatMul { a: MatMulOperand::Input(a), b: MatMulOperand::Input(b), packings, .. } => {
+            Some((*a, *b, packings))
+        }
+        _ => None,
+    });
+    let (Some((a_input, b_input, packings)), None) = (add_mat_muls.next(), add_mat_muls.next()) else {
+        return Ok(false);
+    };
+    // One mode only (a second one is for matrix-vector products).
+    let (ModePicker::Single, [(packing, None)]) = (&op.mode_picker, packings.as_slice()) else {
+        return Ok(false);
+    };
+    let (weights_are, weights_input, activations_input, weights) = if let Some(w) = pair_weights(model, id, a_input)? {
+        (WeightsAre::A, a_input, b_input, w)
+    } else if let Some(w) = pair_weights(model, id, b_input)? {
+        (WeightsAre::B, b_input, a_input, w)
+    } else {
+        return Ok(false);
+    };
+    // Whatever made the activations (a packer, im2col, lazily or not) wrote the panels tract's kernel reads, so
+    // that kernel's packing says their layout.
+    let (format_a, format_b) = &op.mmm[0].packings()[*packing];
+    let activations_format = if weights_are == WeightsAre::A { format_b } else { format_a };
+    let Some(activations_format) = activations_format.downcast_ref::<PackedFormat>() else {
+        return Ok(false);
+    };
+    if activations_format.dt != f32::datum_type() {
+        return Ok(false);
+    }
+
+    let node = model.node(id);
+    let weights_outlet = node.inputs[weights_input];
+    let weights_fact = model.outlet_fact(weights_outlet)?.exotic_fact.clone();
+    let mut patch = TypedModelPatch::default();
+    let mut inputs: TVec<OutletId> =
+        node.inputs.iter().map(|&i| patch.tap_model(model, i)).collect::<TractResult<_>>()?;
+    let name = format!("{}.pairs", model.node(weights_outlet.node).name);
+    let konst = Const::new_with_opt_exotic_fact(Arc::new(weights), weights_fact)?;
+    inputs[weights_input] = patch.wire_node(name, konst, &[])?[0];
+    let quantize = QuantizeActivations { r: activations_format.r };
+    let name = format!("{}.quantize", node.name);
+    inputs[activations_input] = patch.wire_node(name, quantize, &[inputs[activations_input]])?[0];
+    let out = patch.wire_node(format!("{}.int8", node.name), on_int8_kernel(op, weights_are), &inputs)?[0];
+    patch.shunt_outside(model, OutletId::new(id, 0), out)?;
+    patch.apply(model)?;
+    Ok(true)
+}
+
+/// The same matmul on [`KERNEL`]: one packing (as `weights_are`), one mode, and stores laid out for its tile.
+fn on_int8_kernel(mut op: OptMatMul, weights_are: WeightsAre) -> OptMatMul {
+    let tile = |spec: &OutputStoreSpec| match *spec {
+        OutputStoreSpec::View { m_axis, n_axis, .. } => OutputStoreSpec::View { m_axis, n_axis, mr: MR, nr: NR },
+        OutputStoreSpec::Strides { row_byte_stride, col_byte_stride, .. } => {
+            OutputStoreSpec::Strides { row_byte_stride, col_byte_stride, mr: MR, nr: NR }
+        }
+    };
+    for micro_op in &mut op.micro_ops {
+        match micro_op {
+            ProtoFusedSpec::AddMatMul { packings, .. } => *packings = vec![(weights_are.packing(), None)],
+            ProtoFusedSpec::Store(specs) => *specs = vec![tile(&specs[0])],
+            ProtoFusedSpec::AddUnicast(spec, _, _) => *spec = tile(spec),
+            _ => {}
+        }
+    }
+    op.mmm = vec![KERNEL.mmm()];
+    op.mode_picker = ModePicker::Single;
+    op
+}
+
+const _: () = assert!(MR == NR, "packing 1 reads a tile as its transpose");
+
+/// int8_matmul's kernel as a tract kernel: an MR x NR f32 tile, AddMatMul on the pair panels, the rest on the tile.
+static KERNEL: LazyLock<DynKernel<MR, NR, f32>> = LazyLock::new(|| {
+    let mut kernel = DynKernel::new("wrn_int8_pairs", run_kernel, PackedFormat::new(f32::datum_type(), MR, 16), {
+        PackedFormat::new(f32::datum_type(), NR, 16)
+    });
+    kernel.packings = vec![
+        (Box::new(PairFormat::Weights), Box::new(PairFormat::Activations)),
+        (Box::new(PairFormat::Activations), Box::new(PairFormat::Weights)),
+    ];
+    kernel
+});
+
+/// Interprets tract's fused ops for one tile (the same semantics as tract-linalg's generic kernel).
+fn run_kernel(specs: &[FusedKerSpec<f32>]) -> isize {
+    let mut ab = [[0f32; NR]; MR];
+    let each = |ab: &mut [[f32; NR]; MR], f: &dyn Fn(f32, usize, usize) -> f32| {
+        for (r, row) in ab.iter_mut().enumerate() {
+            for (c, v) in row.iter_mut().enumerate() {
+                *v = f(*v, r, c);
+            }
+        }
+    };
+    // SAFETY (for the reads below): tract hands per-row pointers to MR values, per-column ones to NR, and stores
+    // covering the whole tile.
+    let row = |p: *const f32, r: usize| unsafe { *p.add(r) };
+    for spec in specs {
+        match *spec {
+            FusedKerSpec::Done => break,
+            FusedKerSpec::Clear => ab = [[0.0; NR]; MR],
+            FusedKerSpec::ScalarMin(s) => each(&mut ab, &|v, _, _| v.min(s)),
+            FusedKerSpec::ScalarMax(s) => each(&mut ab, &|v, _, _| v.max(s)),
+            FusedKerSpec::ScalarAdd(s) => each(&mut ab, &|v, _, _| v + s),
+            FusedKerSpec::ScalarMul(s) => each(&mut ab, &|v, _, _| v * s),
+            FusedKerSpec::ScalarSub(s) => each(&mut ab, &|v, _, _| s - v),
+            FusedKerSpec::ScalarSubF(s) => each(&mut ab, &|v, _, _| v - s),
+            FusedKerSpec::LeakyRelu(s) => each(&mut ab, &|v, _, _| if v > 0.0 { v } else { v * s }),
+            FusedKerSpec::PerRowMin(p) => each(&mut ab, &|v, r, _| v.min(row(p, r))),
+            FusedKerSpec::PerRowMax(p) => each(&mut ab, &|v, r, _| v.max(row(p, r))),
+            FusedKerSpec::PerRowAdd(p) => each(&mut ab, &|v, r, _| v + row(p, r)),
+            FusedKerSpec::PerRowMul(p) => each(&mut ab, &|v, r, _| v * row(p, r)),
+            FusedKerSpec::PerRowSub(p) => each(&mut ab, &|v, r, _| row(p, r) - v),
+            FusedKerSpec::PerRowSubF(p) => each(&mut ab, &|v, r, _| v - row(p, r)),
+            FusedKerSpec::PerColMin(p) => each(&mut ab, &|v, _, c| v.min(row(p, c))),
+            FusedKerSpec::PerColMax(p) => each(&mut ab, &|v, _, c| v.max(row(p, c))),
+            FusedKerSpec::PerColAdd(p) => each(&mut ab, &|v, _, c| v + row(p, c)),
+            FusedKerSpec::PerColMul(p) => each(&mut ab, &|v, _, c| v * row(p, c)),
+            FusedKerSpec::PerColSub(p) => each(&mut ab, &|v, _, c| row(p, c) - v),
+            FusedKerSpec::PerColSubF(p) => each(&mut ab, &|v, _, c| v - row(p, c)),
+            FusedKerSpec::AddRowColProducts(rows, cols) => each(&mut ab, &|v, r, c| v + row(rows, r) * row(cols, c)),
+            FusedKerSpec::AddUnicast(store) if store.item_size == 4 => {
+                each(&mut ab, &|v, r, c| v + unsafe { *at(&store, r, c) })
+            }
+            FusedKerSpec::Store(store) if store.item_size == 4 => {
+                for (r, values) in ab.iter().enumerate() {
+                    for (c, &v) in values.iter().enumerate() {
+                        // SAFETY: tract's store covers the tile.
+                        unsafe { *at(&store, r, c) = v };
+                    }
+                }
+            }
+            FusedKerSpec::AddMatMul { k, pa, pb, packing: 0 } => {
+                // SAFETY: pa and pb are whole panels of PairPanels for this k, weights then activations.
+                let product = unsafe { product_tile(pa, pb, k, tile) };
+                each(&mut ab, &|v, r, c| v + product[r][c]);
+            }
+            FusedKerSpec::AddMatMul { k, pa, pb, packing: 1 } => {
+                // SAFETY: as above, activations then weights: the tile is the transpose (MR = NR).
+                let product = unsafe { product_tile(pb, pa, k, tile) };
+                each(&mut ab, &|v, r, c| v + product[c][r]);
+            }
+            // Integer requantisation, other packings or element sizes: not for this kernel.
+            _ => return 1,
+        }
+    }
+    0
+}
+
+fn at(store: &OutputStoreKer, r: usize, c: usize) -> *mut f32 {
+    store.ptr.wrapping_offset(r as isize * store.row_byte_stride + c as isize * store.col_byte_stride) as *mut f32
+}
+
+/// The two pair layouts of int8_matmul, as tract packing formats.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+enum PairFormat {
+    /// int8, MR rows a panel, with the row scales.
+    Weights,
+    /// int16, NR columns a panel, with the column scales.
+    Activations,
+}
+
+impl PairFormat {
+    fn panel_bytes(self, k: usize) -> usize {
+        match self {
+            PairFormat::Weights => weight_panel_bytes(k),
+            PairFormat::Activations => activation_panel_bytes(k),
+        }
+    }
+}
+
+impl fmt::Display for PairFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self:?} in pairs")
+    }
+}
+
+impl MMMInputFormat for PairFormat {
+    fn prepare_tensor(&self, _t: &Tensor, _k_axis: usize, _mn_axis: usize) -> TractResult<Tensor> {
+        bail!("{self} is made by int8_compute only")
+    }
+
+    fn prepare_one_view(&self, _t: &TensorView, _k: usize, _mn: usize) -> TractResult<Box<dyn MMMInputValue>> {
+        bail!("{self} is made by int8_compute only")
+    }
+
+    fn precursor(&self) -> WeightType {
+        match self {
+            PairFormat::Weights => WeightType::Plain(i8::datum_type()),
+            PairFormat::Activations => WeightType::Plain(f32::datum_type()),
+        }
+    }
+
+    fn r(&self) -> usize {
+        match self {
+            PairFormat::Weights => MR,
+            PairFormat::Activations => NR,
+        }
+    }
+
+    fn k_alignment(&self) -> usize {
+        1
+    }
+
+    fn mem_size(&self, k: TDim, mn: TDim) -> TDim {
+        let k = k.to_usize().unwrap_or(0);
+        mn.divceil(self.r()) * self.panel_bytes(k)
+    }
+
+    fn extract_at_mn_f16(&self, _data: &EagerPackedInput, _mn: usize, _slice: &mut [f16]) -> TractResult<()> {
+        bail!("{self} has no f16 view")
+    }
+
+    fn extract_at_mn_f32(&self, _data: &EagerPackedInput, _mn: usize, _slice: &mut [f32]) -> TractResult<()> {
+        bail!("{self} has no f32 view")
+    }
+}
+
+/// One operand in a pair layout: panel after panel, each `format.panel_bytes(k)` long.
+#[derive(Clone, Debug)]
+struct PairPanels {
+    format: PairFormat,
+    fact: PackedExoticFact,
+    mn: usize,
+    k: usize,
+    bytes: Arc<Blob>,
+}
+
+impl PairPanels {
+    fn new(
+        format: PairFormat,
+        mn: usize,
+        k: usize,
+        mut fill: impl FnMut(usize, &mut [u8]) -> TractResult<()>,
+    ) -> TractResult<PairPanels> {
+        let panel = format.panel_bytes(k);
+        let panels = mn.div_ceil(format.r());
+        // SAFETY: a plain byte buffer, every byte written by `fill` below.
+        let mut bytes = unsafe { Blob::new_for_size_and_align(panels * panel, 16) };
+        for (i, out) in bytes.as_bytes_mut().chunks_exact_mut(panel).enumerate() {
+            fill(i, out)?;
+        }
+        let fact = PackedExoticFact { format: Box::new(format), mn: mn.to_dim(), k };
+        Ok(PairPanels { format, fact, mn, k, bytes: Arc::new(bytes) })
+    }
+
+    fn weights(panels: &Int8Panels) -> TractResult<PairPanels> {
+        let (m, k) = (panels.mn(), panels.k());
+        PairPanels::new(PairFormat::Weights, m, k, |i, out| {
+            let rows: Vec<(Vec<i8>, f32)> = (i * MR..m.min(i * MR + MR)).map(|r| panels.row(r)).collect();
+            pack_weight_panel(out, k, rows.len(), |r| (&rows[r].0[..], rows[r].1));
+            Ok(())
+        })
+    }
+
+    /// tract's f32 panels (`r` columns a panel, K-major, possibly made lazily into a scratch buffer that the next
+    /// panel overwrites) quantised into pair panels.
+    fn activations(value: &dyn MMMInputValue, r: usize) -> TractResult<PairPanels> {
+        ensure!(value.format().r() == r, "activations in panels of {r} columns");
+        let (n, k) = (value.mn(), value.k());
+        // SAFETY: tract's own layout for this value's scratch panel.
+        let mut scratch = value.scratch_panel_buffer_layout().map(|l| unsafe { Blob::for_layout(l) });
+        // The last tract panel read, copied out: columns only move forward, so each is read once.
+        let mut source: (usize, Vec<f32>) = (usize::MAX, vec![0.0; k * r]);
+        let mut columns = vec![0f32; k * NR];
+        PairPanels::new(PairFormat::Activations, n, k, |j, out| {
+            let cols = (n - j * NR).min(NR);
+            for c in 0..cols {
+                let col = j * NR + c;
+                if source.0 != col / r {
+                    let panel = value.panel_bytes(col / r, scratch.as_mut().map(|b| b.as_mut_ptr()))?;
+                    // SAFETY: a tract panel holds k rows of r f32.
+                    source.1.copy_from_slice(unsafe { std::slice::from_raw_parts(panel as *const f32, k * r) });
+                    source.0 = col / r;
+                }
+                for kk in 0..k {
+                    columns[kk * NR + c] = source.1[kk * r + col % r];
+                }
+            }
+            quantize_activation_panel(out, k, cols, |kk, c| columns[kk * NR + c]);
+            Ok(())
+        })
+    }
+}
+
+impl MMMInputValue for PairPanels {
+    fn format(&self) -> &dyn MMMInputFormat {
+        &self.format
+    }
+
+    fn scratch_panel_buffer_layout(&self) -> Option<Layout> {
+        None
+    }
+
+    fn panel_bytes(&self, i: usize, _buffer: Option<*mut u8>) -> TractResult<*const u8> {
+        ensure!(i < self.mn.div_ceil(self.format.r()), "panel {i} of {}", self.mn.div_ceil(self.format.r()));
+        // SAFETY: panel i is inside the blob (checked above).
+        Ok(unsafe { self.bytes.as_ptr().add(i * self.format.panel_bytes(self.k)) })
+    }
+
+    fn mn(&self) -> usize {
+        self.mn
+    }
+
+    fn k(&self) -> usize {
+        self.k
+    }
+
+    fn exotic_fact(&self) -> &dyn ExoticFact {
+        &self.fact
+    }
+
+    fn extract_at_mn_f16(&self, _mn: usize, _slice: &mut [f16]) -> TractResult<()> {
+        bail!("{} has no f16 view", self.format)
+    }
+
+    fn extract_at_mn_f32(&self, _mn: usize, _slice: &mut [f32]) -> TractResult<()> {
+        bail!("{} has no f32 view", self.format)
+    }
+}
+
+impl std::hash::Hash for PairPanels {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (self.format, self.mn, self.k, self.bytes.as_ptr()).hash(state)
+    }
+}
+
+impl PartialEq for PairPanels {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.bytes, &other.bytes)
+    }
+}
+
+impl Eq for PairPanels {}
+
+impl fmt::Display for PairPanels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({} x {})", self.format, self.mn, self.k)
+    }
+}
+
+/// Turns tract's packed f32 activations (`r` columns a panel) into pair panels, batch entry by batch entry.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+struct QuantizeActivations {
+    r: usize,
+}
+
+impl Op for QuantizeActivations {
+    fn name(&self) -> StaticName {
+        "QuantizeActivations".into()
+    }
+
+    op_as_typed_op!();
+}
+
+impl EvalOp for QuantizeActivations {
+    op_out_of_plan!();
+
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let storage = inputs[0].try_storage_as::<PackedMatrixStorage>()?;
+        let values: TVec<Box<dyn MMMInputValue>> = storage
+            .values()
+            .iter()
+            .map(|v| PairPanels::activations(&**v, self.r).map(|p| Box::new(p) as Box<dyn MMMInputValue>))
+            .collect::<TractResult<_>>()?;
+        let out = PackedMatrixStorage::new_batched(storage.batch_shape(), values).into_tensor(f32::datum_type());
+        Ok(tvec!(out.into_tvalue()))
+    }
+}
+
+impl TypedOp for QuantizeActivations {
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        Ok(tvec!(inputs[0].clone()))
+    }
+
+    as_op!();
+}
