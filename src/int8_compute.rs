@@ -346,24 +346,33 @@ impl PairPanels {
         let (n, k) = (value.mn(), value.k());
         // SAFETY: tract's own layout for this value's scratch panel.
         let mut scratch = value.scratch_panel_buffer_layout().map(|l| unsafe { Blob::for_layout(l) });
-        // The last tract panel read, copied out: columns only move forward, so each is read once.
+        // tract's panel holding the current columns, copied out when its columns are not exactly ours: columns only
+        // move forward, so each is read once.
         let mut source: (usize, Vec<f32>) = (usize::MAX, vec![0.0; k * r]);
         let mut columns = vec![0f32; k * NR];
         PairPanels::new(PairFormat::Activations, n, k, |j, out| {
             let cols = (n - j * NR).min(NR);
+            let mut panel = |i: usize| value.panel_bytes(i, scratch.as_mut().map(|b| b.as_mut_ptr()));
+            if r == NR {
+                // SAFETY: a tract panel holds k rows of r f32, and stays valid until the next panel_bytes call.
+                let panel = unsafe { std::slice::from_raw_parts(panel(j)? as *const f32, k * r) };
+                quantize_activation_panel(out, panel, k, cols);
+                return Ok(());
+            }
             for c in 0..cols {
                 let col = j * NR + c;
                 if source.0 != col / r {
-                    let panel = value.panel_bytes(col / r, scratch.as_mut().map(|b| b.as_mut_ptr()))?;
-                    // SAFETY: a tract panel holds k rows of r f32.
-                    source.1.copy_from_slice(unsafe { std::slice::from_raw_parts(panel as *const f32, k * r) });
+                    // SAFETY: as above.
+                    source
+                        .1
+                        .copy_from_slice(unsafe { std::slice::from_raw_parts(panel(col / r)? as *const f32, k * r) });
                     source.0 = col / r;
                 }
                 for kk in 0..k {
                     columns[kk * NR + c] = source.1[kk * r + col % r];
                 }
             }
-            quantize_activation_panel(out, k, cols, |kk, c| columns[kk * NR + c]);
+            quantize_activation_panel(out, &columns, k, cols);
             Ok(())
         })
     }

@@ -57,28 +57,70 @@ pub fn pack_weight_panel<'a>(out: &mut [u8], k: usize, rows: usize, row: impl Fn
     }
 }
 
-/// Writes one activation panel from `value(kk, c)` (K index, column in the panel; `cols` columns exist), each
-/// column quantised on its own: symmetric, scale max|x| / qmax, rounded half to even.
-pub fn quantize_activation_panel(out: &mut [u8], k: usize, cols: usize, value: impl Fn(usize, usize) -> f32) {
-    assert!(cols <= NR && out.len() == activation_panel_bytes(k), "one panel of NR columns");
-    out.fill(0);
+/// One activation panel's column scales and the multipliers that quantise it: `columns` is K x NR, K-major (as
+/// tract packs activations); columns from `cols` on are padding, whatever they hold.
+fn activation_scales(columns: &[f32], k: usize, cols: usize) -> ([f32; NR], [f32; NR]) {
     let qmax = activation_qmax(k) as f32;
     let mut max_abs = [0f32; NR];
-    for kk in 0..k {
-        for (c, m) in max_abs.iter_mut().enumerate().take(cols) {
-            *m = m.max(value(kk, c).abs());
+    for row in columns.chunks_exact(NR).take(k) {
+        for (m, v) in max_abs.iter_mut().zip(row).take(cols) {
+            *m = m.max(v.abs());
         }
     }
-    // A column of zeros gets scale 0 (and stays zero) rather than a division by zero.
-    let inverse = max_abs.map(|m| if m > 0.0 { qmax / m } else { 0.0 });
-    let (scales, q) = out.split_at_mut(NR * 4);
-    for (c, m) in max_abs.iter().enumerate() {
-        scales[c * 4..][..4].copy_from_slice(&(m / qmax).to_le_bytes());
+    // A column of zeros (or of padding) gets scale 0 and multiplier 0 (its levels stay zero), not a division by 0.
+    (max_abs.map(|m| m / qmax), max_abs.map(|m| if m > 0.0 { qmax / m } else { 0.0 }))
+}
+
+/// Writes one activation panel from `columns` (K x NR, K-major; `cols` columns exist), each column quantised on its
+/// own: symmetric, scale max|x| / qmax, rounded half to even. The portable version: the reference for the SIMD one.
+pub fn quantize_activation_panel_portable(out: &mut [u8], columns: &[f32], k: usize, cols: usize) {
+    assert!(cols <= NR && out.len() == activation_panel_bytes(k) && columns.len() >= k * NR, "one panel");
+    out.fill(0);
+    let (scales, inverse) = activation_scales(columns, k, cols);
+    let qmax = activation_qmax(k) as f32;
+    let (scale_bytes, q) = out.split_at_mut(NR * 4);
+    for (c, scale) in scales.iter().enumerate() {
+        scale_bytes[c * 4..][..4].copy_from_slice(&scale.to_le_bytes());
     }
-    for kk in 0..k {
-        for (c, &inv) in inverse.iter().enumerate().take(cols) {
-            let level = (value(kk, c) * inv).round_ties_even().clamp(-qmax, qmax) as i16;
+    for (kk, row) in columns.chunks_exact(NR).take(k).enumerate() {
+        for (c, (&v, &inv)) in row.iter().zip(&inverse).enumerate() {
+            let level = (v * inv).round_ties_even().clamp(-qmax, qmax) as i16;
             q[((kk / 2) * NR * 2 + c * 2 + kk % 2) * 2..][..2].copy_from_slice(&level.to_le_bytes());
+        }
+    }
+}
+
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+pub use quantize_activation_panel_portable as quantize_activation_panel;
+
+/// As [`quantize_activation_panel_portable`], on wasm SIMD: per pair of K, two rows of 8 columns are scaled,
+/// rounded, narrowed to i16 and interleaved into column pairs. (|x * multiplier| never exceeds qmax by more than
+/// rounding, so the saturating narrowing clamps as the portable version does.)
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+pub fn quantize_activation_panel(out: &mut [u8], columns: &[f32], k: usize, cols: usize) {
+    use core::arch::wasm32::*;
+    assert!(cols <= NR && out.len() == activation_panel_bytes(k) && columns.len() >= k * NR, "one panel");
+    let (scales, inverse) = activation_scales(columns, k, cols);
+    let (scale_bytes, q) = out.split_at_mut(NR * 4);
+    for (c, scale) in scales.iter().enumerate() {
+        scale_bytes[c * 4..][..4].copy_from_slice(&scale.to_le_bytes());
+    }
+    // SAFETY (all loads and stores below): `columns` holds k rows of NR f32 and `q` pairs(k) pairs of NR i16
+    // (asserted above); v128 accesses need no alignment.
+    let levels = |row: usize| unsafe {
+        let x = columns.as_ptr().add(row * NR) as *const v128;
+        let inv = inverse.as_ptr() as *const v128;
+        let lo = i32x4_trunc_sat_f32x4(f32x4_nearest(f32x4_mul(v128_load(x), v128_load(inv))));
+        let hi = i32x4_trunc_sat_f32x4(f32x4_nearest(f32x4_mul(v128_load(x.add(1)), v128_load(inv.add(1)))));
+        i16x8_narrow_i32x4(lo, hi)
+    };
+    for p in 0..pairs(k) {
+        let first = levels(2 * p);
+        let second = if 2 * p + 1 < k { levels(2 * p + 1) } else { i16x8_splat(0) };
+        unsafe {
+            let dst = q.as_mut_ptr().add(p * NR * 2 * 2) as *mut v128;
+            v128_store(dst, i16x8_shuffle::<0, 8, 1, 9, 2, 10, 3, 11>(first, second));
+            v128_store(dst.add(1), i16x8_shuffle::<4, 12, 5, 13, 6, 14, 7, 15>(first, second));
         }
     }
 }
@@ -118,7 +160,11 @@ impl QuantizedActivations {
         let mut bytes = vec![0u8; n.div_ceil(NR) * activation_panel_bytes(k)];
         for (j, panel) in bytes.chunks_exact_mut(activation_panel_bytes(k)).enumerate() {
             let cols = (n - j * NR).min(NR);
-            quantize_activation_panel(panel, k, cols, |kk, c| x[kk * n + j * NR + c]);
+            let mut columns = vec![0f32; k * NR];
+            for (kk, row) in columns.chunks_exact_mut(NR).enumerate() {
+                row[..cols].copy_from_slice(&x[kk * n + j * NR..][..cols]);
+            }
+            quantize_activation_panel(panel, &columns, k, cols);
         }
         QuantizedActivations { bytes, n, k }
     }

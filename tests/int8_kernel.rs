@@ -1,7 +1,10 @@
 //! The int8 matrix product (src/int8_matmul.rs) against an exact f64 product, natively and in wasm (where it runs
 //! the SIMD kernel: tools/test runs this file under wasm-bindgen-test in Node and Chromium too).
 
-use wrn_wasm::int8_matmul::{PackedWeights, QuantizedActivations, activation_qmax, matmul, matmul_portable};
+use wrn_wasm::int8_matmul::{
+    NR, PackedWeights, QuantizedActivations, activation_panel_bytes, activation_qmax, matmul, matmul_with,
+    quantize_activation_panel, quantize_activation_panel_portable, tile_portable,
+};
 
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
@@ -38,7 +41,12 @@ fn matches_the_exact_product_within_the_quantisation_bound() {
         let w = PackedWeights::pack(&q, &scales, m, k);
         let xq = QuantizedActivations::quantize(&x, k, n);
         let c = matmul(&w, &xq);
-        assert!(c == matmul_portable(&w, &xq), "({m},{k},{n}): the build's kernel equals the portable one");
+        assert!(c == matmul_with(&w, &xq, tile_portable), "({m},{k},{n}): the build's kernel equals the portable one");
+        let (mut simd, mut portable) = (vec![0u8; activation_panel_bytes(k)], vec![0u8; activation_panel_bytes(k)]);
+        let columns: Vec<f32> = (0..k * NR).map(|i| x[(i / NR) * n + (i % NR).min(n - 1)]).collect();
+        quantize_activation_panel(&mut simd, &columns, k, n.min(NR));
+        quantize_activation_panel_portable(&mut portable, &columns, k, n.min(NR));
+        assert!(simd == portable, "({m},{k},{n}): the build's quantisation equals the portable one");
         let qmax = activation_qmax(k) as f64;
         for col in 0..n {
             let max_abs = (0..k).map(|kk| x[kk * n + col].abs() as f64).fold(0.0, f64::max);

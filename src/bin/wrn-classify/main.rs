@@ -51,7 +51,9 @@ fn parse_args() -> Result<Args, String> {
             Some("--threads") => {
                 args.threads = parse(value("--threads")?, |&n| n > 0, "--threads takes a positive number")?
             }
-            Some("--weights") => args.weights = parse(value("--weights")?, |_| true, "--weights takes f32, int8 or int8-compute")?,
+            Some("--weights") => {
+                args.weights = parse(value("--weights")?, |_| true, "--weights takes f32, int8 or int8-compute")?
+            }
             Some("--json") => args.json = true,
             Some("--model") => args.model = Some(value("--model")?.into()),
             Some("--eval") => args.eval = Some(value("--eval")?.into()),
