@@ -49,8 +49,8 @@ function record(where, engine, model, threads, r, logitsPath) {
     `median ${r.median_ms.toFixed(0).padStart(6)} ms  peak ${r.peak_mb?.toFixed(0) ?? '-'} MB  wasm ${r.wasm_mb?.toFixed(0) ?? '-'} MB`);
 }
 
-// Engines are named with how wrn-wasm/tract hold the weights (WeightMemory): f32 is the CLI's default, int8 the
-// package's.
+// Engines are named with how wrn-wasm/tract hold and multiply the weights (WeightMemory): f32 is the CLI's default,
+// int8-compute the package's (natively its kernel is portable Rust, not SIMD: not benched there).
 for (const [engine, m, weights] of [['tract', 'int8', 'f32'], ['tract int8-weights', 'int8', 'int8'], ['tract', 'fp32', 'f32']]) {
   const logits = join(out, `native-${engine.replace(' ', '-')}-${m}.f32`);
   const r = JSON.parse(sh(join(root, 'target/release/examples/tract_native'), [models[m], 'model/manifest.json', input, String(RUNS), logits, weights]));
@@ -62,9 +62,9 @@ for (const m of Object.keys(models)) {
 }
 
 const wrnOrOrt = (engine) => (engine.startsWith('wrn-wasm') ? 'wrn' : 'ortweb');
-const weightsOf = (engine) => (engine.includes('f32-weights') ? 'f32' : 'int8');
+const weightsOf = (engine) => (engine.endsWith('f32-weights') ? 'f32' : engine.endsWith('int8-weights') ? 'int8' : 'int8-compute');
 const wasmConfigs = [
-  ['wrn-wasm', 'int8', 1], ['wrn-wasm f32-weights', 'int8', 1], ['wrn-wasm', 'fp32', 1],
+  ['wrn-wasm', 'int8', 1], ['wrn-wasm int8-weights', 'int8', 1], ['wrn-wasm f32-weights', 'int8', 1], ['wrn-wasm', 'fp32', 1],
   ...['int8', 'ort-qdq-u8', 'ort-qop-u8'].flatMap((m) => [1, CORES].map((t) => ['onnxruntime-web', m, t])),
 ];
 for (const [engine, m, t] of wasmConfigs) {

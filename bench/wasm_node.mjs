@@ -1,6 +1,6 @@
 // One engine in Node on one model file: wrn-wasm (pkg/) or onnxruntime-web (wasm backend).
 // Load = instantiating the engine's .wasm + building the session from the model bytes. One JSON line on stdout.
-//   node bench/wasm_node.mjs wrn|ortweb MODEL.onnx INPUT.f32 THREADS RUNS LOGITS_OUT.f32 [int8|f32]
+//   node bench/wasm_node.mjs wrn|ortweb MODEL.onnx INPUT.f32 THREADS RUNS LOGITS_OUT.f32 [int8-compute|int8|f32]
 // (the last: wrn-wasm's weight memory, its default when omitted). wrn-wasm loads the model it embeds as users do
 // (loadEmbedded: no copy of the file in wasm memory), and any other file with fromBytes.
 import { readFileSync, writeFileSync } from 'node:fs';

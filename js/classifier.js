@@ -41,8 +41,9 @@ export class Classifier {
   }
 
   /**
-   * The model embedded in the package. `weights`: 'int8' (default: the large weights stay int8 in memory) or 'f32'
-   * (a little faster, about three times the memory).
+   * The model embedded in the package. `weights`: 'int8-compute' (default: int8 weights, integer arithmetic, the
+   * fastest), 'int8' (int8 weights, f32 arithmetic: logits as onnxruntime's to 1e-4) or 'f32' (f32 weights, about
+   * three times the memory).
    */
   static async load({ weights } = {}) {
     await ensureWasm();

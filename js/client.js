@@ -17,8 +17,8 @@ export class ClassifierWorker {
    * Starts the worker and loads the model. `onProgress({stage, loaded, total})` sees 'fetch' (bytes of the .wasm),
    * 'compile', 'model' (building the network), then `ready()` resolves with { info, loadMs, threads }.
    * `threads` (default: every core) takes effect where the page is cross-origin isolated and the threaded build is
-   * served beside worker.js; elsewhere the worker runs on one thread. `weights`: 'int8' (default) or 'f32', as for
-   * Classifier.load.
+   * served beside worker.js; elsewhere the worker runs on one thread. `weights`: 'int8-compute' (default), 'int8' or
+   * 'f32', as for Classifier.load.
    */
   constructor({ onProgress, worker, wasmUrl, threads = globalThis.navigator?.hardwareConcurrency ?? 1, weights } = {}) {
     this.#worker = worker ?? new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });

@@ -28,9 +28,10 @@ pub enum WeightMemory {
 }
 
 impl Default for WeightMemory {
-    /// Int8 in wasm, where memory is scarce (a browser tab, a phone); F32 natively, where speed matters more.
+    /// Int8Compute in wasm: the fastest there, and int8 in memory (a browser tab, a phone). F32 natively, where
+    /// tract's f32 kernels are the fastest and memory is plenty.
     fn default() -> Self {
-        if cfg!(target_arch = "wasm32") { WeightMemory::Int8 } else { WeightMemory::F32 }
+        if cfg!(target_arch = "wasm32") { WeightMemory::Int8Compute } else { WeightMemory::F32 }
     }
 }
 

@@ -1,6 +1,6 @@
 // One engine in the browser on one model file (the same measurements as bench/wasm_node.mjs).
 // Served from the repository root by tools/bench:
-//   /bench/page/?engine=wrn|ortweb&model=/path.onnx&threads=N&runs=N[&weights=int8|f32]
+//   /bench/page/?engine=wrn|ortweb&model=/path.onnx&threads=N&runs=N[&weights=int8-compute|int8|f32]
 const q = new URLSearchParams(location.search);
 const [engine, model, threads, runs] = [q.get('engine'), q.get('model'), Number(q.get('threads')), Number(q.get('runs'))];
 const weights = q.get('weights') ?? undefined;
