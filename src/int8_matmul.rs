@@ -236,8 +236,46 @@ pub unsafe fn tile_portable(a: *const i8, b: *const i16, k_pairs: usize) -> Tile
     acc
 }
 
-#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+#[cfg(not(any(all(target_arch = "wasm32", target_feature = "simd128"), target_arch = "x86_64")))]
 pub use tile_portable as tile;
+
+/// The integer sums on x86-64's SSE2 (always there): `pmaddwd` is wasm's `i32x4.dot_i16x8_s`, so the scheme is the
+/// wasm kernel's, bit for bit. (It makes the native tests of the int8 arithmetic fast; the CLI keeps f32 by default.)
+///
+/// # Safety
+/// As [`tile_portable`].
+#[cfg(target_arch = "x86_64")]
+pub unsafe fn tile(a: *const i8, b: *const i16, k_pairs: usize) -> Tile {
+    use core::arch::x86_64::*;
+    let mut acc = [[0i32; NR]; MR];
+    // SAFETY: SSE2 is part of x86-64; every load is inside the panels (the caller's sizes) and unaligned.
+    unsafe {
+        for half in 0..NR / 4 {
+            let zero = _mm_setzero_si128();
+            let (mut lo, mut hi) = ([zero; 4], [zero; 4]);
+            for p in 0..k_pairs {
+                let rows = _mm_loadu_si128(a.add(p * MR * 2) as *const __m128i);
+                // Sign-extends i8 to i16: each byte into the high half of a lane, then an arithmetic shift.
+                let rows_lo = _mm_srai_epi16(_mm_unpacklo_epi8(rows, rows), 8);
+                let rows_hi = _mm_srai_epi16(_mm_unpackhi_epi8(rows, rows), 8);
+                let b = b.add(p * NR * 2 + half * 8);
+                for s in 0..4 {
+                    let pair = _mm_set1_epi32((b.add(2 * s) as *const i32).read_unaligned());
+                    lo[s] = _mm_add_epi32(lo[s], _mm_madd_epi16(rows_lo, pair));
+                    hi[s] = _mm_add_epi32(hi[s], _mm_madd_epi16(rows_hi, pair));
+                }
+            }
+            for s in 0..4 {
+                let (l, h): ([i32; 4], [i32; 4]) = (std::mem::transmute(lo[s]), std::mem::transmute(hi[s]));
+                for r in 0..4 {
+                    acc[r][half * 4 + s] = l[r];
+                    acc[r + 4][half * 4 + s] = h[r];
+                }
+            }
+        }
+    }
+    acc
+}
 
 /// The integer sums on wasm SIMD. Per pair of K, one load and two widenings give the 8 rows' pairs as two i16x8;
 /// each column's pair is splat across a vector, and `i32x4.dot_i16x8_s` adds the pair's two products for 4 rows.
