@@ -333,8 +333,14 @@ impl PairPanels {
     fn weights(panels: &Int8Panels) -> TractResult<PairPanels> {
         let (m, k) = (panels.mn(), panels.k());
         PairPanels::new(PairFormat::Weights, m, k, |i, out| {
-            let rows: Vec<(Vec<i8>, f32)> = (i * MR..m.min(i * MR + MR)).map(|r| panels.row(r)).collect();
-            pack_weight_panel(out, k, rows.len(), |r| (&rows[r].0[..], rows[r].1));
+            let scales = &panels.scales()[i * MR..m.min(i * MR + MR)];
+            match panels.k_major_panel(i) {
+                // tract's wasm tile is MR rows too: its panel i is ours, K-major.
+                Some(panel) if panels.rows_per_panel() == MR => {
+                    pack_weight_panel(out, k, scales, |r, kk| panel[kk * MR + r])
+                }
+                _ => pack_weight_panel(out, k, scales, |r, kk| panels.value(i * MR + r, kk)),
+            }
             Ok(())
         })
     }

@@ -42,17 +42,19 @@ pub fn activation_panel_bytes(k: usize) -> usize {
     NR * 4 + pairs(k) * NR * 2 * 2
 }
 
-/// Writes one weight panel: `row(r)` gives row r's K int8 values and its scale, for the panel's rows that exist.
-pub fn pack_weight_panel<'a>(out: &mut [u8], k: usize, rows: usize, row: impl Fn(usize) -> (&'a [i8], f32)) {
+/// Writes one weight panel: row r (of `scales.len()` <= MR rows) has scale `scales[r]` and values `value(r, kk)`.
+pub fn pack_weight_panel(out: &mut [u8], k: usize, scales: &[f32], value: impl Fn(usize, usize) -> i8) {
+    let rows = scales.len();
     assert!(rows <= MR && out.len() == weight_panel_bytes(k), "one panel of MR rows");
     out.fill(0);
-    let (scales, q) = out.split_at_mut(MR * 4);
-    for r in 0..rows {
-        let (values, scale) = row(r);
-        assert_eq!(values.len(), k, "a row holds K values");
-        scales[r * 4..][..4].copy_from_slice(&scale.to_le_bytes());
-        for (kk, &v) in values.iter().enumerate() {
-            q[(kk / 2) * MR * 2 + r * 2 + kk % 2] = v as u8;
+    let (scale_bytes, q) = out.split_at_mut(MR * 4);
+    for (r, scale) in scales.iter().enumerate() {
+        scale_bytes[r * 4..][..4].copy_from_slice(&scale.to_le_bytes());
+    }
+    // K outer: the panel is written in order.
+    for kk in 0..k {
+        for r in 0..rows {
+            q[(kk / 2) * MR * 2 + r * 2 + kk % 2] = value(r, kk) as u8;
         }
     }
 }
@@ -140,7 +142,7 @@ impl PackedWeights {
         let mut bytes = vec![0u8; m.div_ceil(MR) * weight_panel_bytes(k)];
         for (i, panel) in bytes.chunks_exact_mut(weight_panel_bytes(k)).enumerate() {
             let rows = (m - i * MR).min(MR);
-            pack_weight_panel(panel, k, rows, |r| (&q[(i * MR + r) * k..][..k], scales[i * MR + r]));
+            pack_weight_panel(panel, k, &scales[i * MR..][..rows], |r, kk| q[(i * MR + r) * k + kk]);
         }
         PackedWeights { bytes, m, k }
     }

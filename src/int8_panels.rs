@@ -336,11 +336,24 @@ impl Int8Panels {
         unsafe { std::slice::from_raw_parts(bytes.as_ptr() as *const i8, bytes.len()) }
     }
 
-    /// Row `mn`'s K int8 values and its scale.
-    pub fn row(&self, mn: usize) -> (Vec<i8>, f32) {
-        let (panel, row) = (mn / self.r, mn % self.r);
-        let q = &self.q()[panel * self.panel_len..];
-        ((0..self.fact.k).map(|kk| q[kk * self.r + row]).collect(), self.scale[mn])
+    /// Row `mn`'s value at `kk`, in int8.
+    pub fn value(&self, mn: usize, kk: usize) -> i8 {
+        self.q()[(mn / self.r) * self.panel_len + kk * self.r + mn % self.r]
+    }
+
+    /// Rows per panel.
+    pub fn rows_per_panel(&self) -> usize {
+        self.r
+    }
+
+    /// Panel `i`'s values, K-major (`[k][rows_per_panel]`), if there is such a panel.
+    pub fn k_major_panel(&self, i: usize) -> Option<&[i8]> {
+        self.q().get(i * self.panel_len..)?.get(..self.fact.k * self.r)
+    }
+
+    /// One scale per row (then the last panel's padding rows).
+    pub fn scales(&self) -> &[f32] {
+        &self.scale
     }
 
     /// Panel `i` as f32: each value its int8 times its row's scale.
@@ -440,9 +453,8 @@ impl MMMInputValue for Int8Panels {
 
     fn extract_at_mn_f32(&self, mn: usize, slice: &mut [f32]) -> TractResult<()> {
         ensure!(mn < self.mn && slice.len() == self.k());
-        let (q, scale) = self.row(mn);
-        for (s, q) in slice.iter_mut().zip(q) {
-            *s = q as f32 * scale;
+        for (kk, s) in slice.iter_mut().enumerate() {
+            *s = self.value(mn, kk) as f32 * self.scale[mn];
         }
         Ok(())
     }
