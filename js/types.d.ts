@@ -60,7 +60,7 @@ export interface LoadOptions {
   /**
    * How the weights are held and multiplied:
    * - 'int8-compute' (default): int8 in memory and integer arithmetic, each layer's activations rounded to 11-15
-   *   bits: about twice as fast as the others, logits within 2e-4 of their range of f32 arithmetic's;
+   *   bits: about 2.8 times as fast as the others, logits within 2e-4 of their range of f32 arithmetic's;
    * - 'int8': int8 in memory, widened to f32 one matrix at a time as it runs: logits as onnxruntime's to 1e-4;
    * - 'f32': f32 in memory, about three times the memory.
    */

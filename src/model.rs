@@ -23,7 +23,7 @@ pub enum WeightMemory {
     Int8,
     /// Int8 weights, as Int8, multiplied in integer arithmetic (src/int8_compute.rs): each matmul's activations are
     /// quantised per column to as many bits as its sums allow (11 to 15), and the products run on int8 x int16 dot
-    /// products, about twice tract's f32 speed in wasm.
+    /// products: about 2.8 times tract's f32 speed in wasm.
     Int8Compute,
 }
 
