@@ -93,6 +93,12 @@ fn switch_to_int8(model: &mut TypedModel, id: usize) -> TractResult<bool> {
     let (Some((a_input, b_input, packings)), None) = (add_mat_muls.next(), add_mat_muls.next()) else {
         return Ok(false);
     };
+    // The kernel's tile is f32 and it runs no integer requantisation: anything else stays with tract (rejected here
+    // rather than failing at the first run).
+    let f32_only = op.micro_ops.iter().all(|o| !matches!(o, ProtoFusedSpec::Scaler(_)));
+    if op.c_fact.datum_type != f32::datum_type() || !f32_only {
+        return Ok(false);
+    }
     // One mode only (a second one is for matrix-vector products).
     let (ModePicker::Single, [(packing, None)]) = (&op.mode_picker, packings.as_slice()) else {
         return Ok(false);
@@ -168,7 +174,8 @@ static KERNEL: LazyLock<DynKernel<MR, NR, f32>> = LazyLock::new(|| {
     kernel
 });
 
-/// Interprets tract's fused ops for one tile (the same semantics as tract-linalg's generic kernel).
+/// Interprets tract's fused ops for one tile (the same semantics as tract-linalg's generic kernel, down to how
+/// min and max treat NaN).
 fn run_kernel(specs: &[FusedKerSpec<f32>]) -> isize {
     let mut ab = [[0f32; NR]; MR];
     let each = |ab: &mut [[f32; NR]; MR], f: &dyn Fn(f32, usize, usize) -> f32| {
@@ -185,21 +192,21 @@ fn run_kernel(specs: &[FusedKerSpec<f32>]) -> isize {
         match *spec {
             FusedKerSpec::Done => break,
             FusedKerSpec::Clear => ab = [[0.0; NR]; MR],
-            FusedKerSpec::ScalarMin(s) => each(&mut ab, &|v, _, _| v.min(s)),
-            FusedKerSpec::ScalarMax(s) => each(&mut ab, &|v, _, _| v.max(s)),
+            FusedKerSpec::ScalarMin(s) => each(&mut ab, &|v, _, _| if s < v { s } else { v }),
+            FusedKerSpec::ScalarMax(s) => each(&mut ab, &|v, _, _| if s > v { s } else { v }),
             FusedKerSpec::ScalarAdd(s) => each(&mut ab, &|v, _, _| v + s),
             FusedKerSpec::ScalarMul(s) => each(&mut ab, &|v, _, _| v * s),
             FusedKerSpec::ScalarSub(s) => each(&mut ab, &|v, _, _| s - v),
             FusedKerSpec::ScalarSubF(s) => each(&mut ab, &|v, _, _| v - s),
             FusedKerSpec::LeakyRelu(s) => each(&mut ab, &|v, _, _| if v > 0.0 { v } else { v * s }),
-            FusedKerSpec::PerRowMin(p) => each(&mut ab, &|v, r, _| v.min(row(p, r))),
-            FusedKerSpec::PerRowMax(p) => each(&mut ab, &|v, r, _| v.max(row(p, r))),
+            FusedKerSpec::PerRowMin(p) => each(&mut ab, &|v, r, _| if row(p, r) < v { row(p, r) } else { v }),
+            FusedKerSpec::PerRowMax(p) => each(&mut ab, &|v, r, _| if row(p, r) > v { row(p, r) } else { v }),
             FusedKerSpec::PerRowAdd(p) => each(&mut ab, &|v, r, _| v + row(p, r)),
             FusedKerSpec::PerRowMul(p) => each(&mut ab, &|v, r, _| v * row(p, r)),
             FusedKerSpec::PerRowSub(p) => each(&mut ab, &|v, r, _| row(p, r) - v),
             FusedKerSpec::PerRowSubF(p) => each(&mut ab, &|v, r, _| v - row(p, r)),
-            FusedKerSpec::PerColMin(p) => each(&mut ab, &|v, _, c| v.min(row(p, c))),
-            FusedKerSpec::PerColMax(p) => each(&mut ab, &|v, _, c| v.max(row(p, c))),
+            FusedKerSpec::PerColMin(p) => each(&mut ab, &|v, _, c| if row(p, c) < v { row(p, c) } else { v }),
+            FusedKerSpec::PerColMax(p) => each(&mut ab, &|v, _, c| if row(p, c) > v { row(p, c) } else { v }),
             FusedKerSpec::PerColAdd(p) => each(&mut ab, &|v, _, c| v + row(p, c)),
             FusedKerSpec::PerColMul(p) => each(&mut ab, &|v, _, c| v * row(p, c)),
             FusedKerSpec::PerColSub(p) => each(&mut ab, &|v, _, c| row(p, c) - v),
@@ -351,7 +358,12 @@ impl PairPanels {
         ensure!(value.format().r() == r, "activations in panels of {r} columns");
         let (n, k) = (value.mn(), value.k());
         // SAFETY: tract's own layout for this value's scratch panel.
-        let mut scratch = value.scratch_panel_buffer_layout().map(|l| unsafe { Blob::for_layout(l) });
+        // Zeroed: a lazily made partial panel leaves its padding columns unwritten.
+        let mut scratch = value.scratch_panel_buffer_layout().map(|l| {
+            let mut blob = unsafe { Blob::for_layout(l) };
+            blob.as_bytes_mut().fill(0);
+            blob
+        });
         // tract's panel holding the current columns, copied out when its columns are not exactly ours: columns only
         // move forward, so each is read once.
         let mut source: (usize, Vec<f32>) = (usize::MAX, vec![0.0; k * r]);

@@ -69,8 +69,10 @@ fn activation_scales(columns: &[f32], k: usize, cols: usize) -> ([f32; NR], [f32
             *m = m.max(v.abs());
         }
     }
-    // A column of zeros (or of padding) gets scale 0 and multiplier 0 (its levels stay zero), not a division by 0.
-    (max_abs.map(|m| m / qmax), max_abs.map(|m| if m > 0.0 { qmax / m } else { 0.0 }))
+    // A column of zeros (or of padding) gets multiplier 0 (its levels stay zero), not a division by 0; so does one
+    // whose maximum is so small (subnormal) that qmax / max overflows, which would push levels past qmax.
+    let multiplier = max_abs.map(|m| if m > 0.0 && (qmax / m).is_finite() { qmax / m } else { 0.0 });
+    (max_abs.map(|m| m / qmax), multiplier)
 }
 
 /// Writes one activation panel from `columns` (K x NR, K-major; `cols` columns exist), each column quantised on its

@@ -83,13 +83,13 @@ impl WasmClassifier {
         Ok(self.inner.logits(input)?)
     }
 
-    /// How many weight matrices are held as int8 panels (0 with weights "f32").
     /// How many matrix products run in integer arithmetic (54 for WRN-50-2 with the default weights).
     #[wasm_bindgen(js_name = int8Matmuls)]
     pub fn int8_matmuls(&self) -> usize {
         self.inner.int8_matmuls()
     }
 
+    /// How many weight matrices are held as int8 panels (0 with weights "f32").
     #[wasm_bindgen(js_name = int8Matrices)]
     pub fn int8_matrices(&self) -> usize {
         self.inner.int8_matrices()

@@ -63,3 +63,19 @@ fn matches_the_exact_product_within_the_quantisation_bound() {
         }
     }
 }
+
+/// A column whose maximum is subnormal (qmax / max overflows f32) or zero: the build's quantisation still equals the
+/// portable one, and no level exceeds qmax (which the i32 sums rely on).
+#[test]
+fn tiny_and_zero_columns_quantise_within_qmax() {
+    let k = 9216;
+    let columns: Vec<f32> = (0..k * NR).map(|i| [1e-40, 0.0, -1e-45, 1.0][i % NR % 4]).collect();
+    let (mut simd, mut portable) = (vec![0u8; activation_panel_bytes(k)], vec![0u8; activation_panel_bytes(k)]);
+    quantize_activation_panel(&mut simd, &columns, k, NR);
+    quantize_activation_panel_portable(&mut portable, &columns, k, NR);
+    assert!(simd == portable, "the build's quantisation equals the portable one");
+    let qmax = activation_qmax(k);
+    for pair in simd[NR * 4..].chunks_exact(2) {
+        assert!((i16::from_le_bytes([pair[0], pair[1]]) as i32).abs() <= qmax);
+    }
+}
