@@ -162,7 +162,7 @@ fn threads_give_identical_results() {
 }
 
 #[test]
-fn int8_weights_give_the_same_classes_and_scores() {
+fn int8_weights_and_int8_arithmetic_give_the_same_classes_and_scores() {
     let photo = sample("coffee.png");
     let f32 = json_lines(&cli(&["--json", "--top", "10", photo.to_str().unwrap()]));
     let int8 = json_lines(&cli(&["--json", "--top", "10", "--weights", "int8", photo.to_str().unwrap()]));
@@ -177,7 +177,21 @@ fn int8_weights_give_the_same_classes_and_scores() {
     let one =
         json_lines(&cli(&["--json", "--top", "10", "--weights", "int8", "--threads", "1", photo.to_str().unwrap()]));
     assert_eq!(scores(&two[0]), scores(&one[0]));
+    // Integer arithmetic rounds activations to 11-15 bits: the same scores within 1e-5, and threads change nothing.
+    let int8_compute = |threads: &str| {
+        let args =
+            ["--json", "--top", "10", "--weights", "int8-compute", "--threads", threads, photo.to_str().unwrap()];
+        scores(&json_lines(&cli(&args))[0])
+    };
+    let c = int8_compute("1");
+    assert_eq!(c, int8_compute("2"));
+    let shared: Vec<_> =
+        c.iter().filter_map(|(class, y)| a.iter().find(|s| s.0 == *class).map(|s| (s.1, *y))).collect();
+    assert!(shared.len() >= 8, "integer arithmetic changed the top-10: {c:?} against {a:?}");
+    for (x, y) in shared {
+        assert!((x - y).abs() < 1e-5, "score {x} with f32 weights, {y} with integer arithmetic");
+    }
     let out = cli(&["--weights", "int4", photo.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--weights takes f32 or int8"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--weights takes f32, int8 or int8-compute"));
 }
