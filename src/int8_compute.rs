@@ -364,26 +364,27 @@ impl PairPanels {
             blob.as_bytes_mut().fill(0);
             blob
         });
-        // tract's panel holding the current columns, copied out when its columns are not exactly ours: columns only
-        // move forward, so each is read once.
+        let mut panel = |i: usize| value.panel_bytes(i, scratch.as_mut().map(|b| b.as_mut_ptr()));
+        if r == NR {
+            return PairPanels::new(PairFormat::Activations, n, k, |j, out| {
+                // SAFETY: a tract panel holds k rows of r f32, and stays valid until the next panel_bytes call.
+                let panel = unsafe { std::slice::from_raw_parts(panel(j)? as *const f32, k * r) };
+                quantize_activation_panel(out, panel, k, (n - j * NR).min(NR));
+                Ok(())
+            });
+        }
+        // Other widths: the current tract panel is copied out and its columns gathered into ours. Columns only move
+        // forward, so each tract panel is read once.
         let mut source: (usize, Vec<f32>) = (usize::MAX, vec![0.0; k * r]);
         let mut columns = vec![0f32; k * NR];
         PairPanels::new(PairFormat::Activations, n, k, |j, out| {
             let cols = (n - j * NR).min(NR);
-            let mut panel = |i: usize| value.panel_bytes(i, scratch.as_mut().map(|b| b.as_mut_ptr()));
-            if r == NR {
-                // SAFETY: a tract panel holds k rows of r f32, and stays valid until the next panel_bytes call.
-                let panel = unsafe { std::slice::from_raw_parts(panel(j)? as *const f32, k * r) };
-                quantize_activation_panel(out, panel, k, cols);
-                return Ok(());
-            }
             for c in 0..cols {
                 let col = j * NR + c;
                 if source.0 != col / r {
                     // SAFETY: as above.
-                    source
-                        .1
-                        .copy_from_slice(unsafe { std::slice::from_raw_parts(panel(col / r)? as *const f32, k * r) });
+                    let panel = unsafe { std::slice::from_raw_parts(panel(col / r)? as *const f32, k * r) };
+                    source.1.copy_from_slice(panel);
                     source.0 = col / r;
                 }
                 for kk in 0..k {

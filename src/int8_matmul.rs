@@ -48,14 +48,19 @@ pub fn pack_weight_panel(out: &mut [u8], k: usize, scales: &[f32], value: impl F
     assert!(rows <= MR && out.len() == weight_panel_bytes(k), "one panel of MR rows");
     out.fill(0);
     let (scale_bytes, q) = out.split_at_mut(MR * 4);
-    for (r, scale) in scales.iter().enumerate() {
-        scale_bytes[r * 4..][..4].copy_from_slice(&scale.to_le_bytes());
-    }
+    write_scales(scale_bytes, scales);
     // K outer: the panel is written in order.
     for kk in 0..k {
         for r in 0..rows {
             q[(kk / 2) * MR * 2 + r * 2 + kk % 2] = value(r, kk) as u8;
         }
+    }
+}
+
+/// A panel's header: its scales, as little-endian f32.
+fn write_scales(header: &mut [u8], scales: &[f32]) {
+    for (bytes, scale) in header.chunks_exact_mut(4).zip(scales) {
+        bytes.copy_from_slice(&scale.to_le_bytes());
     }
 }
 
@@ -83,9 +88,7 @@ pub fn quantize_activation_panel_portable(out: &mut [u8], columns: &[f32], k: us
     let (scales, inverse) = activation_scales(columns, k, cols);
     let qmax = activation_qmax(k) as f32;
     let (scale_bytes, q) = out.split_at_mut(NR * 4);
-    for (c, scale) in scales.iter().enumerate() {
-        scale_bytes[c * 4..][..4].copy_from_slice(&scale.to_le_bytes());
-    }
+    write_scales(scale_bytes, &scales);
     for (kk, row) in columns.chunks_exact(NR).take(k).enumerate() {
         for (c, (&v, &inv)) in row.iter().zip(&inverse).enumerate() {
             let level = (v * inv).round_ties_even().clamp(-qmax, qmax) as i16;
@@ -106,9 +109,7 @@ pub fn quantize_activation_panel(out: &mut [u8], columns: &[f32], k: usize, cols
     assert!(cols <= NR && out.len() == activation_panel_bytes(k) && columns.len() >= k * NR, "one panel");
     let (scales, inverse) = activation_scales(columns, k, cols);
     let (scale_bytes, q) = out.split_at_mut(NR * 4);
-    for (c, scale) in scales.iter().enumerate() {
-        scale_bytes[c * 4..][..4].copy_from_slice(&scale.to_le_bytes());
-    }
+    write_scales(scale_bytes, &scales);
     // SAFETY (all loads and stores below): `columns` holds k rows of NR f32 and `q` pairs(k) pairs of NR i16
     // (asserted above); v128 accesses need no alignment.
     let levels = |row: usize| unsafe {
