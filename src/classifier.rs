@@ -3,7 +3,7 @@
 use crate::error::{Error, Result};
 use crate::labels::{self, Class};
 use crate::manifest::Manifest;
-use crate::model::{Model, WeightMemory};
+use crate::model::{Model, Profile, WeightMemory};
 use crate::preprocess::{self, Recipe, Rgba};
 use crate::scores::{self, Prediction};
 
@@ -74,6 +74,11 @@ impl Classifier {
     /// The `k` most likely classes, best first.
     pub fn classify(&self, image: Rgba, k: usize) -> Result<Vec<Prediction>> {
         Ok(scores::top_k(&self.scores(image)?, self.classes(), k))
+    }
+
+    /// Logits for an already preprocessed input, with the time of each node of the plan (`clock`: milliseconds).
+    pub fn profile(&self, input: Vec<f32>, clock: &dyn Fn() -> f64) -> Result<Profile> {
+        self.model.profile(input, clock)
     }
 
     /// How many weight matrices are held as int8 panels (0 with [`WeightMemory::F32`]).

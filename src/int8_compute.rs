@@ -20,12 +20,14 @@ use tract_linalg::mmm::{
     DynKernel, EagerPackedInput, FusedKerSpec, MMMInputFormat, MMMInputValue, OutputStoreKer, PackedExoticFact,
     PackedMatrixStorage,
 };
+use tract_linalg::multithread::par_chunks_mut;
 use tract_linalg::pack::PackedFormat;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::konst::Const;
 use tract_onnx::tract_core::ops::matmul::ModePicker;
 use tract_onnx::tract_core::ops::matmul::optimized::{MatMulOperand, OptMatMul, ProtoFusedSpec};
+use tract_onnx::tract_core::ops::matmul::pack::DynPackedExoticFact;
 
 use crate::int8_matmul::{
     MR, NR, activation_panel_bytes, pack_weight_panel, product_tile, quantize_activation_panel, tile,
@@ -123,7 +125,13 @@ fn switch_to_int8(model: &mut TypedModel, id: usize) -> TractResult<bool> {
 
     let node = model.node(id);
     let weights_outlet = node.inputs[weights_input];
-    let weights_fact = model.outlet_fact(weights_outlet)?.exotic_fact.clone();
+    let weights_fact = pair_fact(model.outlet_fact(weights_outlet)?.exotic_fact(), PairFormat::Weights);
+    if weights_fact.is_none()
+        || pair_fact(model.outlet_fact(node.inputs[activations_input])?.exotic_fact(), PairFormat::Activations)
+            .is_none()
+    {
+        return Ok(false);
+    }
     let mut patch = TypedModelPatch::default();
     let mut inputs: TVec<OutletId> =
         node.inputs.iter().map(|&i| patch.tap_model(model, i)).collect::<TractResult<_>>()?;
@@ -137,6 +145,17 @@ fn switch_to_int8(model: &mut TypedModel, id: usize) -> TractResult<bool> {
     patch.shunt_outside(model, OutletId::new(id, 0), out)?;
     patch.apply(model)?;
     Ok(true)
+}
+
+/// The fact of a packed operand (from a packer, im2col or lazy im2col), as the same operand in a pair layout.
+fn pair_fact(packed: Option<&dyn ExoticFact>, format: PairFormat) -> Option<Box<dyn ExoticFact>> {
+    let (mn, k) = if let Some(fact) = packed?.downcast_ref::<PackedExoticFact>() {
+        (fact.mn.clone(), fact.k.to_dim())
+    } else {
+        let fact = packed?.downcast_ref::<DynPackedExoticFact>()?;
+        (fact.mn.clone(), fact.k.clone())
+    };
+    Some(Box::new(DynPackedExoticFact { k, mn, packers: vec![Box::new(format)] }))
 }
 
 /// The same matmul on [`KERNEL`]: one packing (as `weights_are`), one mode, and stores laid out for its tile.
@@ -320,78 +339,95 @@ struct PairPanels {
 }
 
 impl PairPanels {
-    fn new(
+    /// Panels filled by `fill(state, i, panel)`, in parallel over runs of whole panels on tract's executor (so the
+    /// bytes are the same on any number of threads). Each run has its own `state`, from `new_state`.
+    fn new<S>(
         format: PairFormat,
         mn: usize,
         k: usize,
-        mut fill: impl FnMut(usize, &mut [u8]) -> TractResult<()>,
+        new_state: impl Fn() -> S + Sync + Send,
+        fill: impl Fn(&mut S, usize, &mut [u8]) -> TractResult<()> + Sync + Send,
     ) -> TractResult<PairPanels> {
         let panel = format.panel_bytes(k);
         let panels = mn.div_ceil(format.r());
         // SAFETY: a plain byte buffer, every byte written by `fill` below.
         let mut bytes = unsafe { Blob::new_for_size_and_align(panels * panel, 16) };
-        for (i, out) in bytes.as_bytes_mut().chunks_exact_mut(panel).enumerate() {
-            fill(i, out)?;
-        }
+        par_chunks_mut(bytes.as_bytes_mut(), panel, mn * k, |first, run| {
+            let mut state = new_state();
+            for (i, out) in run.chunks_exact_mut(panel).enumerate() {
+                fill(&mut state, first + i, out)?;
+            }
+            Ok(())
+        })?;
         let fact = PackedExoticFact { format: Box::new(format), mn: mn.to_dim(), k };
         Ok(PairPanels { format, fact, mn, k, bytes: Arc::new(bytes) })
     }
 
     fn weights(panels: &Int8Panels) -> TractResult<PairPanels> {
         let (m, k) = (panels.mn(), panels.k());
-        PairPanels::new(PairFormat::Weights, m, k, |i, out| {
-            let scales = &panels.scales()[i * MR..m.min(i * MR + MR)];
-            match panels.k_major_panel(i) {
-                // tract's wasm tile is MR rows too: its panel i is ours, K-major.
-                Some(panel) if panels.rows_per_panel() == MR => {
-                    pack_weight_panel(out, k, scales, |r, kk| panel[kk * MR + r])
+        PairPanels::new(
+            PairFormat::Weights,
+            m,
+            k,
+            || (),
+            |_, i, out| {
+                let scales = &panels.scales()[i * MR..m.min(i * MR + MR)];
+                match panels.k_major_panel(i) {
+                    // tract's wasm tile is MR rows too: its panel i is ours, K-major.
+                    Some(panel) if panels.rows_per_panel() == MR => {
+                        pack_weight_panel(out, k, scales, |r, kk| panel[kk * MR + r])
+                    }
+                    _ => pack_weight_panel(out, k, scales, |r, kk| panels.value(i * MR + r, kk)),
                 }
-                _ => pack_weight_panel(out, k, scales, |r, kk| panels.value(i * MR + r, kk)),
-            }
-            Ok(())
-        })
+                Ok(())
+            },
+        )
     }
 
     /// tract's f32 panels (`r` columns a panel, K-major, possibly made lazily into a scratch buffer that the next
-    /// panel overwrites) quantised into pair panels.
+    /// panel overwrites) quantised into pair panels. In parallel, as tract's kernel would read them: lazily made
+    /// panels (im2col) are made on the thread that quantises them.
     fn activations(value: &dyn MMMInputValue, r: usize) -> TractResult<PairPanels> {
         ensure!(value.format().r() == r, "activations in panels of {r} columns");
         let (n, k) = (value.mn(), value.k());
-        // SAFETY: tract's own layout for this value's scratch panel.
-        // Zeroed: a lazily made partial panel leaves its padding columns unwritten.
-        let mut scratch = value.scratch_panel_buffer_layout().map(|l| {
-            let mut blob = unsafe { Blob::for_layout(l) };
-            blob.as_bytes_mut().fill(0);
-            blob
-        });
-        let mut panel = |i: usize| value.panel_bytes(i, scratch.as_mut().map(|b| b.as_mut_ptr()));
+        // tract's own layout for this value's scratch panel, one per run of panels. Zeroed: a lazily made partial
+        // panel leaves its padding columns unwritten.
+        let scratch = || {
+            value.scratch_panel_buffer_layout().map(|l| {
+                // SAFETY: a plain byte buffer of tract's layout, zeroed before use.
+                let mut blob = unsafe { Blob::for_layout(l) };
+                blob.as_bytes_mut().fill(0);
+                blob
+            })
+        };
+        // Tract panel i, valid until the next call with the same scratch.
+        let tract_panel = |scratch: &mut Option<Blob>, i: usize| -> TractResult<&[f32]> {
+            let bytes = value.panel_bytes(i, scratch.as_mut().map(|b| b.as_mut_ptr()))?;
+            // SAFETY: a tract panel holds k rows of r f32.
+            Ok(unsafe { std::slice::from_raw_parts(bytes as *const f32, k * r) })
+        };
         if r == NR {
-            return PairPanels::new(PairFormat::Activations, n, k, |j, out| {
-                // SAFETY: a tract panel holds k rows of r f32, and stays valid until the next panel_bytes call.
-                let panel = unsafe { std::slice::from_raw_parts(panel(j)? as *const f32, k * r) };
-                quantize_activation_panel(out, panel, k, (n - j * NR).min(NR));
+            return PairPanels::new(PairFormat::Activations, n, k, scratch, |scratch, j, out| {
+                quantize_activation_panel(out, tract_panel(scratch, j)?, k, (n - j * NR).min(NR));
                 Ok(())
             });
         }
         // Other widths: the current tract panel is copied out and its columns gathered into ours. Columns only move
-        // forward, so each tract panel is read once.
-        let mut source: (usize, Vec<f32>) = (usize::MAX, vec![0.0; k * r]);
-        let mut columns = vec![0f32; k * NR];
-        PairPanels::new(PairFormat::Activations, n, k, |j, out| {
+        // forward, so each run reads each tract panel once (twice for a panel two runs share).
+        let gather = || (scratch(), usize::MAX, vec![0f32; k * r], vec![0f32; k * NR]);
+        PairPanels::new(PairFormat::Activations, n, k, gather, |(scratch, current, source, columns), j, out| {
             let cols = (n - j * NR).min(NR);
             for c in 0..cols {
                 let col = j * NR + c;
-                if source.0 != col / r {
-                    // SAFETY: as above.
-                    let panel = unsafe { std::slice::from_raw_parts(panel(col / r)? as *const f32, k * r) };
-                    source.1.copy_from_slice(panel);
-                    source.0 = col / r;
+                if *current != col / r {
+                    source.copy_from_slice(tract_panel(scratch, col / r)?);
+                    *current = col / r;
                 }
                 for kk in 0..k {
-                    columns[kk * NR + c] = source.1[kk * r + col % r];
+                    columns[kk * NR + c] = source[kk * r + col % r];
                 }
             }
-            quantize_activation_panel(out, &columns, k, cols);
+            quantize_activation_panel(out, columns, k, cols);
             Ok(())
         })
     }
@@ -484,7 +520,8 @@ impl EvalOp for QuantizeActivations {
 
 impl TypedOp for QuantizeActivations {
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        Ok(tvec!(inputs[0].clone()))
+        let fact = pair_fact(inputs[0].exotic_fact(), PairFormat::Activations).context("packed activations")?;
+        Ok(tvec!(inputs[0].without_value().with_exotic_fact(fact)))
     }
 
     as_op!();

@@ -24,7 +24,7 @@ pub mod web;
 pub use classifier::Classifier;
 pub use error::{Error, Result};
 pub use manifest::Manifest;
-pub use model::WeightMemory;
+pub use model::{NodeTime, Profile, WeightMemory};
 pub use preprocess::Rgba;
 pub use scores::Prediction;
 

@@ -47,6 +47,21 @@ impl std::str::FromStr for WeightMemory {
     }
 }
 
+/// One profiled inference: its output, and the time of each node of the plan in execution order.
+#[derive(Clone, Debug)]
+pub struct Profile {
+    pub logits: Vec<f32>,
+    pub nodes: Vec<NodeTime>,
+}
+
+/// How long one node of the plan took in [`Model::profile`].
+#[derive(Clone, Debug)]
+pub struct NodeTime {
+    pub node: String,
+    pub op: String,
+    pub ms: f64,
+}
+
 /// A loaded, optimised network with one input and one output.
 pub struct Model {
     plan: Arc<TypedRunnableModel>,
@@ -101,11 +116,29 @@ impl Model {
 
     /// Runs the network on one NCHW input (length = product of the input shape) and returns the raw output.
     pub fn run(&self, input: Vec<f32>) -> Result<Vec<f32>> {
+        let outputs = self.plan.run(tvec!(self.input_tensor(input)?.into()))?;
+        Ok(outputs[0].to_plain_array_view::<f32>()?.iter().copied().collect())
+    }
+
+    /// Runs the network once as [`Model::run`] does, timing each node of the plan with `clock` (milliseconds, any
+    /// origin): where an inference spends its time.
+    pub fn profile(&self, input: Vec<f32>, clock: &dyn Fn() -> f64) -> Result<Profile> {
+        let mut nodes = Vec::new();
+        let mut state = TypedSimpleState::new(&self.plan)?;
+        let outputs =
+            state.run_plan_with_eval(tvec!(self.input_tensor(input)?.into()), |ctx, op_state, node, inputs| {
+                let start = clock();
+                let outputs = tract_onnx::tract_core::plan::eval(ctx, op_state, node, inputs);
+                nodes.push(NodeTime { node: node.name.clone(), op: node.op().name().to_string(), ms: clock() - start });
+                outputs
+            })?;
+        Ok(Profile { logits: outputs[0].to_plain_array_view::<f32>()?.iter().copied().collect(), nodes })
+    }
+
+    fn input_tensor(&self, input: Vec<f32>) -> Result<Tensor> {
         let array = tract_ndarray::ArrayD::from_shape_vec(self.input_shape.as_slice(), input)
             .map_err(|e| Error::Model(format!("input does not fit {:?}: {e}", self.input_shape)))?;
-        let tensor = Tensor::from(array);
-        let outputs = self.plan.run(tvec!(tensor.into()))?;
-        Ok(outputs[0].to_plain_array_view::<f32>()?.iter().copied().collect())
+        Ok(Tensor::from(array))
     }
 
     /// How many weight matrices are held as int8 panels.

@@ -83,6 +83,25 @@ impl WasmClassifier {
         Ok(self.inner.logits(input)?)
     }
 
+    /// Times each node of one inference on an already preprocessed input (as `logits` takes it), with the JS
+    /// `performance.now()`: a JSON array of `{ node, op, ms }` in execution order. Where the time goes, in the
+    /// browser at hand (bench/profile.mjs).
+    pub fn profile(&self, input: Vec<f32>) -> Result<String, JsError> {
+        let performance = Reflect::get(&js_sys::global(), &"performance".into())
+            .ok()
+            .and_then(|p| p.dyn_into::<Object>().ok())
+            .ok_or_else(|| JsError::new("profile needs performance.now()"))?;
+        let now = Reflect::get(&performance, &"now".into())
+            .ok()
+            .and_then(|f| f.dyn_into::<js_sys::Function>().ok())
+            .ok_or_else(|| JsError::new("profile needs performance.now()"))?;
+        let clock = || now.call0(&performance).ok().and_then(|t| t.as_f64()).unwrap_or(f64::NAN);
+        let profile = self.inner.profile(input, &clock)?;
+        let rows: Vec<_> =
+            profile.nodes.iter().map(|t| serde_json::json!({ "node": t.node, "op": t.op, "ms": t.ms })).collect();
+        Ok(serde_json::Value::Array(rows).to_string())
+    }
+
     /// How many matrix products run in integer arithmetic (54 for WRN-50-2 with the default weights).
     #[wasm_bindgen(js_name = int8Matmuls)]
     pub fn int8_matmuls(&self) -> usize {

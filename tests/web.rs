@@ -97,3 +97,17 @@ fn weights_int8_compute_by_default_int8_and_f32_on_request() {
     let e = WasmClassifier::load_embedded(Some("int4".into())).map(|_| ()).unwrap_err();
     assert!(error_message(e.into()).contains("\"int8-compute\" or \"f32\""));
 }
+
+/// profile: one JSON row per node of the plan, timed with the JS clock, each matmul once.
+#[wasm_bindgen_test]
+fn profile_lists_the_plan_with_times() {
+    let c = WasmClassifier::load_embedded(None).unwrap();
+    let rows: serde_json::Value = serde_json::from_str(&c.profile(vec![0.5; 3 * 224 * 224]).unwrap()).unwrap();
+    let rows = rows.as_array().unwrap();
+    let matmuls = rows.iter().filter(|r| r["op"] == "OptMatMul").count();
+    assert_eq!(matmuls, c.int8_matmuls());
+    assert!(rows.iter().all(|r| r["node"].is_string() && r["ms"].as_f64().is_some_and(|ms| ms >= 0.0)));
+    let total: f64 = rows.iter().map(|r| r["ms"].as_f64().unwrap()).sum();
+    assert!(total > 1.0, "an inference of WRN-50-2 takes time: {total} ms");
+    assert!(error_message(c.profile(vec![0.5; 3]).map(|_| ()).unwrap_err().into()).contains("does not fit"));
+}
