@@ -68,16 +68,49 @@ fn write_scales(header: &mut [u8], scales: &[f32]) {
 /// tract packs activations); columns from `cols` on are padding, whatever they hold.
 fn activation_scales(columns: &[f32], k: usize, cols: usize) -> ([f32; NR], [f32; NR]) {
     let qmax = activation_qmax(k) as f32;
+    let max_abs = column_max_abs(columns, k, cols);
+    // A column of zeros (or of padding) gets multiplier 0 (its levels stay zero), not a division by 0; so does one
+    // whose maximum is so small (subnormal) that qmax / max overflows, which would push levels past qmax.
+    let multiplier = max_abs.map(|m| if m > 0.0 && (qmax / m).is_finite() { qmax / m } else { 0.0 });
+    (max_abs.map(|m| m / qmax), multiplier)
+}
+
+/// The largest |x| of each of the first `cols` columns of `columns` (K x NR, K-major), 0 for the others. NaN is
+/// skipped, as `f32::max` does.
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+fn column_max_abs(columns: &[f32], k: usize, cols: usize) -> [f32; NR] {
     let mut max_abs = [0f32; NR];
     for row in columns.chunks_exact(NR).take(k) {
         for (m, v) in max_abs.iter_mut().zip(row).take(cols) {
             *m = m.max(v.abs());
         }
     }
-    // A column of zeros (or of padding) gets multiplier 0 (its levels stay zero), not a division by 0; so does one
-    // whose maximum is so small (subnormal) that qmax / max overflows, which would push levels past qmax.
-    let multiplier = max_abs.map(|m| if m > 0.0 && (qmax / m).is_finite() { qmax / m } else { 0.0 });
-    (max_abs.map(|m| m / qmax), multiplier)
+    max_abs
+}
+
+/// As the portable version, on wasm SIMD: `pmax(m, |x|)` is `m < |x| ? |x| : m`, which keeps m when x is NaN.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+fn column_max_abs(columns: &[f32], k: usize, cols: usize) -> [f32; NR] {
+    use core::arch::wasm32::*;
+    assert!(columns.len() >= k * NR, "k rows of NR");
+    let (mut lo, mut hi) = (f32x4_splat(0.0), f32x4_splat(0.0));
+    for row in columns.chunks_exact(NR).take(k) {
+        // SAFETY: a row is NR = 8 f32; v128 loads need no alignment.
+        let x = row.as_ptr() as *const v128;
+        unsafe {
+            lo = f32x4_pmax(lo, f32x4_abs(v128_load(x)));
+            hi = f32x4_pmax(hi, f32x4_abs(v128_load(x.add(1))));
+        }
+    }
+    let mut max_abs = [0f32; NR];
+    // SAFETY: two v128 stores fill the NR = 8 f32.
+    unsafe {
+        v128_store(max_abs.as_mut_ptr() as *mut v128, lo);
+        v128_store(max_abs.as_mut_ptr().add(4) as *mut v128, hi);
+    }
+    // Padding columns may hold anything (a lazily made panel's scratch): they count as zeros.
+    max_abs[cols..].fill(0.0);
+    max_abs
 }
 
 /// Writes one activation panel from `columns` (K x NR, K-major; `cols` columns exist), each column quantised on its

@@ -79,3 +79,25 @@ fn tiny_and_zero_columns_quantise_within_qmax() {
         assert!((i16::from_le_bytes([pair[0], pair[1]]) as i32).abs() <= qmax);
     }
 }
+
+/// A partial panel whose padding columns hold stale values far larger than the real ones (as a lazily made panel's
+/// reused scratch does), and real columns with NaN and -0: the build's quantisation equals the portable one.
+#[test]
+fn padding_columns_and_nan_quantise_as_the_portable_version() {
+    let (k, cols) = (37, 5);
+    let columns: Vec<f32> = (0..k * NR)
+        .map(|i| match (i / NR, i % NR) {
+            (_, c) if c >= cols => 1e30,
+            (row, 1) if row % 5 == 0 => f32::NAN,
+            (_, 2) => -0.0,
+            (row, c) => (row as f32 - 18.0) * (c as f32 + 1.0) / 7.0,
+        })
+        .collect();
+    let (mut simd, mut portable) = (vec![0u8; activation_panel_bytes(k)], vec![0u8; activation_panel_bytes(k)]);
+    quantize_activation_panel(&mut simd, &columns, k, cols);
+    quantize_activation_panel_portable(&mut portable, &columns, k, cols);
+    assert!(simd == portable, "the build's quantisation equals the portable one");
+    let scale = |c: usize| f32::from_le_bytes(portable[c * 4..][..4].try_into().unwrap());
+    assert!(scale(0) > 0.0 && scale(1) > 0.0, "NaN is skipped, not propagated into the scale");
+    assert_eq!((scale(2), scale(cols)), (0.0, 0.0), "zero and padding columns have no scale");
+}
