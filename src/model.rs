@@ -55,7 +55,7 @@ pub struct Profile {
 }
 
 /// How long one node of the plan took in [`Model::profile`].
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct NodeTime {
     pub node: String,
     pub op: String,

@@ -97,9 +97,7 @@ impl WasmClassifier {
             .ok_or_else(|| JsError::new("profile needs performance.now()"))?;
         let clock = || now.call0(&performance).ok().and_then(|t| t.as_f64()).unwrap_or(f64::NAN);
         let profile = self.inner.profile(input, &clock)?;
-        let rows: Vec<_> =
-            profile.nodes.iter().map(|t| serde_json::json!({ "node": t.node, "op": t.op, "ms": t.ms })).collect();
-        Ok(serde_json::Value::Array(rows).to_string())
+        serde_json::to_string(&profile.nodes).map_err(|e| JsError::new(&format!("profile: {e}")))
     }
 
     /// How many matrix products run in integer arithmetic (54 for WRN-50-2 with the default weights).
