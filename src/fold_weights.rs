@@ -15,6 +15,7 @@ use tract_onnx::pb::{AttributeProto, GraphProto, NodeProto, TensorProto, tensor_
 use tract_onnx::pb::{TensorShapeProto, TypeProto, ValueInfoProto, type_proto};
 
 use crate::error::{Error, Result};
+use crate::proto_split::SplitWeights;
 
 /// Replaces every DequantizeLinear whose inputs are all initializers by an f32 initializer of the same name as its
 /// output. Returns how many were folded.
@@ -114,7 +115,7 @@ pub fn keep_weights_int8(graph: &mut GraphProto) -> Result<HashSet<String>> {
 /// optimised the graph. As constants, tract would evaluate each one's `Cast -> Mul` in full: the small ones folded
 /// into f32 (4x their size), the ones above its 4 MiB folding budget on every optimiser pass, only to drop the result
 /// for its size. That was most of the load time (natively 0.85 s of 1.3 s).
-pub fn lift_int8_weights(graph: &mut GraphProto, names: &HashSet<String>) -> Vec<TensorProto> {
+pub fn lift_int8_weights(graph: &mut GraphProto, names: &HashSet<String>, split: &SplitWeights) -> Vec<TensorProto> {
     let other: HashSet<&str> =
         graph.node.iter().filter(|n| n.op_type != "Cast").flat_map(|n| n.input.iter().map(String::as_str)).collect();
     let lift: Vec<bool> = graph
@@ -124,7 +125,7 @@ pub fn lift_int8_weights(graph: &mut GraphProto, names: &HashSet<String>) -> Vec
             names.contains(&t.name)
                 && !other.contains(t.name.as_str())
                 && t.data_type == DataType::Int8 as i32
-                && element_count(&t.dims) == Some(t.raw_data.len())
+                && element_count(&t.dims) == Some(split.raw_data(t).len())
         })
         .collect();
     let (lifted, kept): (Vec<_>, Vec<_>) =

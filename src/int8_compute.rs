@@ -30,8 +30,8 @@ use tract_onnx::tract_core::ops::matmul::optimized::{MatMulOperand, OptMatMul, P
 use tract_onnx::tract_core::ops::matmul::pack::DynPackedExoticFact;
 
 use crate::int8_matmul::{
-    MR, NR, activation_panel_bytes, pack_weight_panel, product_tile, quantize_activation_panel, tile,
-    weight_panel_bytes,
+    MR, NR, activation_panel_bytes, pack_weight_panel, pack_weight_panel_k_major, product_tile,
+    quantize_activation_panel, tile, weight_panel_bytes,
 };
 use crate::int8_panels::Int8Panels;
 
@@ -374,9 +374,7 @@ impl PairPanels {
                 let scales = &panels.scales()[i * MR..m.min(i * MR + MR)];
                 match panels.k_major_panel(i) {
                     // tract's wasm tile is MR rows too: its panel i is ours, K-major.
-                    Some(panel) if panels.rows_per_panel() == MR => {
-                        pack_weight_panel(out, k, scales, |r, kk| panel[kk * MR + r])
-                    }
+                    Some(panel) if panels.rows_per_panel() == MR => pack_weight_panel_k_major(out, k, scales, panel),
                     _ => pack_weight_panel(out, k, scales, |r, kk| panels.value(i * MR + r, kk)),
                 }
                 Ok(())

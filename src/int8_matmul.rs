@@ -57,6 +57,52 @@ pub fn pack_weight_panel(out: &mut [u8], k: usize, scales: &[f32], value: impl F
     }
 }
 
+/// As [`pack_weight_panel`] with `value(r, kk) = panel[kk * MR + r]`: from a K-major panel of MR rows, as tract packs
+/// a tile of MR rows. Each pair of K is its two rows of MR bytes interleaved, one shuffle in wasm.
+pub fn pack_weight_panel_k_major(out: &mut [u8], k: usize, scales: &[f32], panel: &[i8]) {
+    assert!(panel.len() >= k * MR, "k rows of MR");
+    if scales.len() < MR {
+        // The last panel: tract's padding rows may hold anything.
+        return pack_weight_panel(out, k, scales, |r, kk| panel[kk * MR + r]);
+    }
+    assert!(out.len() == weight_panel_bytes(k), "one panel of MR rows");
+    let (scale_bytes, q) = out.split_at_mut(MR * 4);
+    write_scales(scale_bytes, scales);
+    // SAFETY: i8 and u8 have the same size and alignment.
+    let panel = unsafe { std::slice::from_raw_parts(panel.as_ptr() as *const u8, k * MR) };
+    for (pair, rows) in q.chunks_exact_mut(2 * MR).zip(panel.chunks_exact(2 * MR)) {
+        interleave_rows(rows, pair);
+    }
+    if k % 2 == 1 {
+        let (last, q) = (&panel[(k - 1) * MR..], &mut q[(k / 2) * 2 * MR..]);
+        for r in 0..MR {
+            q[2 * r] = last[r];
+            q[2 * r + 1] = 0;
+        }
+    }
+}
+
+/// `pair[2r] = rows[r]`, `pair[2r + 1] = rows[MR + r]`.
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+fn interleave_rows(rows: &[u8], pair: &mut [u8]) {
+    for r in 0..MR {
+        pair[2 * r] = rows[r];
+        pair[2 * r + 1] = rows[MR + r];
+    }
+}
+
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+fn interleave_rows(rows: &[u8], pair: &mut [u8]) {
+    use core::arch::wasm32::*;
+    assert!(rows.len() == 16 && pair.len() == 16, "two rows of MR = 8");
+    // SAFETY: 16 bytes each (asserted); v128 accesses need no alignment.
+    unsafe {
+        let v = v128_load(rows.as_ptr() as *const v128);
+        let pairs = i8x16_shuffle::<0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15>(v, v);
+        v128_store(pair.as_mut_ptr() as *mut v128, pairs);
+    }
+}
+
 /// A panel's header: its scales, as little-endian f32.
 fn write_scales(header: &mut [u8], scales: &[f32]) {
     for (bytes, scale) in header.chunks_exact_mut(4).zip(scales) {

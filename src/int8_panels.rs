@@ -21,13 +21,14 @@ use tract_linalg::pack::PackedFormat;
 use tract_onnx::pb::TensorProto;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::TractErrorContext;
-use tract_onnx::tract_core::internal::{Blob, ExoticFact, TypedModelPatch, bail, ensure};
+use tract_onnx::tract_core::internal::{Blob, ExoticFact, TensorView, TypedModelPatch, bail, ensure};
 use tract_onnx::tract_core::ops::change_axes::{AxisOp, IntoShape};
 use tract_onnx::tract_core::ops::konst::Const;
 use tract_onnx::tract_core::ops::matmul::pack::DynPackedExoticFact;
 use tract_onnx::tract_core::ops::source::TypedSource;
 
 use crate::fold_weights::element_count;
+use crate::proto_split::SplitWeights;
 
 /// Replaces every packed weight computed from an int8 constant, or from one of the `lifted` int8 weights (model
 /// inputs named after them, see fold_weights::lift_int8_weights), by int8 panels. Lifted weights are no model
@@ -88,14 +89,14 @@ pub type LiftedWeights = HashMap<String, Arc<Tensor>>;
 
 /// Converts the lifted weights to tract tensors, freeing each one's protobuf copy as it goes. Call it before tract
 /// builds its model: wasm memory never shrinks, so copies are cheapest while little else is alive.
-pub fn lifted_weights(lifted: Vec<TensorProto>) -> TractResult<LiftedWeights> {
+pub fn lifted_weights(lifted: Vec<TensorProto>, split: &SplitWeights) -> TractResult<LiftedWeights> {
     let mut by_name = HashMap::new();
     for t in lifted {
-        let int8 = t.data_type == tract_onnx::pb::tensor_proto::DataType::Int8 as i32;
-        ensure!(int8 && element_count(&t.dims) == Some(t.raw_data.len()), "{} is not raw int8 of its shape", t.name);
+        let (int8, raw) = (t.data_type == tract_onnx::pb::tensor_proto::DataType::Int8 as i32, split.raw_data(&t));
+        ensure!(int8 && element_count(&t.dims) == Some(raw.len()), "{} is not raw int8 of its shape", t.name);
         let dims: Vec<usize> = t.dims.iter().map(|&d| d as usize).collect();
         // SAFETY: every byte is a valid i8.
-        let tensor = unsafe { Tensor::from_raw::<i8>(&dims, &t.raw_data)? };
+        let tensor = unsafe { Tensor::from_raw::<i8>(&dims, raw)? };
         by_name.insert(t.name, Arc::new(tensor));
     }
     Ok(by_name)
@@ -108,8 +109,6 @@ struct Int8Chain {
     source: Arc<Tensor>,
     /// The lifted weight's name, when it is one.
     lifted_name: Option<String>,
-    /// The reshapes, source side first.
-    reshapes: Vec<usize>,
     /// The Mul node and its constant operand.
     scale: Option<(usize, Arc<Tensor>)>,
     pack: usize,
@@ -118,7 +117,7 @@ struct Int8Chain {
 impl Int8Chain {
     fn find(model: &TypedModel, pack: usize, lifted: &HashMap<String, Arc<Tensor>>) -> TractResult<Option<Int8Chain>> {
         let is_const = |o: &OutletId| model.node(o.node).op_is::<Const>();
-        let (mut reshapes, mut scale, mut casts) = (Vec::new(), None, 0);
+        let (mut scale, mut casts) = (None, 0);
         let mut node = model.node(pack);
         loop {
             let data = match node.inputs.as_slice() {
@@ -143,9 +142,7 @@ impl Int8Chain {
             if node.id != pack && scale.as_ref().is_none_or(|(id, _)| *id != node.id) {
                 if node.op.name() == "Cast" && model.outlet_fact(node.id.into())?.datum_type == f32::datum_type() {
                     casts += 1;
-                } else if keeps_row_major_order(node) {
-                    reshapes.push(node.id);
-                } else {
+                } else if !keeps_row_major_order(node) {
                     return Ok(None);
                 }
             }
@@ -163,8 +160,7 @@ impl Int8Chain {
             };
             if let Some(source) = source {
                 let int8 = source.datum_type() == i8::datum_type();
-                reshapes.reverse();
-                return Ok((int8 && casts == 1).then_some(Int8Chain { source, lifted_name, reshapes, scale, pack }));
+                return Ok((int8 && casts == 1).then_some(Int8Chain { source, lifted_name, scale, pack }));
             }
             if producer.op_is::<TypedSource>() {
                 return Ok(None);
@@ -200,19 +196,18 @@ impl Int8Chain {
             return Ok(None);
         };
 
-        // The int8 values through the same reshapes (the Cast and the Mul are what the panels undo).
-        let mut q = self.source.as_ref().clone();
-        for &id in &self.reshapes {
-            let node = model.node(id);
-            q = node.op.eval_out_of_plan(tvec![q.into_tvalue()])?.context("reshape")?.remove(0).into_tensor();
-        }
-        // The Mul could have broadcast a smaller weight: then this is not the packer's input.
-        if q.shape() != shape {
+        // The chain's reshapes keep row-major order and the Cast and the Mul are elementwise (what the panels undo),
+        // so the packer's input is the int8 weight's bytes in the packer's shape, unless the Mul broadcast a smaller
+        // weight: then it is not.
+        if self.source.len() != shape.iter().product::<usize>() {
             return Ok(None);
         }
+        let strides = Tensor::natural_strides(shape);
+        // SAFETY: the view covers the source's elements exactly once (same count, natural strides), and i8 has the
+        // source's datum type (Int8Chain::find).
+        let q = unsafe { TensorView::from_bytes(&self.source, 0, shape, &strides) };
         let int8_format = PackedFormat { dt: i8::datum_type(), ..f32_format.clone() };
-        let packed = int8_format.pack_tensor_view(&q.view(), k_axis, mn_axis)?;
-        drop(q);
+        let packed = int8_format.pack_tensor_view(&q, k_axis, mn_axis)?;
         let Ok(packed) = packed.downcast::<EagerPackedInput>() else { bail!("int8 packing is not eager") };
         let r = f32_format.r;
         let panel_len = packed.panel_bytes;

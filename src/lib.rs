@@ -16,6 +16,7 @@ pub mod labels;
 pub mod manifest;
 pub mod model;
 pub mod preprocess;
+mod proto_split;
 pub mod resample;
 pub mod scores;
 #[cfg(target_arch = "wasm32")]

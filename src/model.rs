@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::fold_weights::{fold_constant_dequantize, keep_weights_int8, lift_int8_weights};
 use crate::int8_compute::compute_in_int8;
 use crate::int8_panels::{LiftedWeights, keep_packed_weights_int8, lifted_weights};
+use crate::proto_split::split_weights;
 
 /// How the weights are held once loaded, and the arithmetic they take part in. F32 and Int8 give the same logits to
 /// f32 rounding; Int8Compute rounds activations to 11-15 bits. The tests hold all three to onnxruntime's.
@@ -81,15 +82,21 @@ impl Model {
     /// Decodes ONNX bytes, folds constant weight dequantisation, types the graph for `input_shape` and optimises it,
     /// keeping the weights as `weights` says.
     pub fn from_onnx(bytes: &[u8], input_shape: &[usize], output_len: usize, weights: WeightMemory) -> Result<Model> {
-        let mut proto = ModelProto::decode(bytes).map_err(|e| Error::Model(format!("not an ONNX model: {e}")))?;
-        let graph = proto.graph.as_mut().ok_or_else(|| Error::Model("ONNX model has no graph".into()))?;
         let int8 = weights != WeightMemory::F32;
+        // With int8 weights, the large ones are read in place (proto_split); f32 weights would be copies anyway.
+        let (split_bytes, split) = if int8 { split_weights(bytes).unzip() } else { (None, None) };
+        let split = split.unwrap_or_default();
+        let mut proto = ModelProto::decode(split_bytes.as_deref().unwrap_or(bytes))
+            .map_err(|e| Error::Model(format!("not an ONNX model: {e}")))?;
+        drop(split_bytes);
+        let graph = proto.graph.as_mut().ok_or_else(|| Error::Model("ONNX model has no graph".into()))?;
         let lifted = if int8 {
             let rewritten = keep_weights_int8(graph)?;
-            lifted_weights(lift_int8_weights(graph, &rewritten))?
+            lifted_weights(lift_int8_weights(graph, &rewritten, &split), &split)?
         } else {
             LiftedWeights::new()
         };
+        split.restore(graph);
         fold_constant_dequantize(graph)?;
         // Shapes recorded for intermediate values can disagree with what tract infers (batch dimension): let it infer.
         graph.value_info.clear();

@@ -2,8 +2,9 @@
 //! the SIMD kernel: tools/test runs this file under wasm-bindgen-test in Node and Chromium too).
 
 use wrn_wasm::int8_matmul::{
-    NR, PackedWeights, QuantizedActivations, activation_panel_bytes, activation_qmax, matmul, matmul_with,
-    quantize_activation_panel, quantize_activation_panel_portable, tile_portable,
+    MR, NR, PackedWeights, QuantizedActivations, activation_panel_bytes, activation_qmax, matmul, matmul_with,
+    pack_weight_panel, pack_weight_panel_k_major, quantize_activation_panel, quantize_activation_panel_portable,
+    tile_portable, weight_panel_bytes,
 };
 
 #[cfg(target_arch = "wasm32")]
@@ -100,4 +101,19 @@ fn padding_columns_and_nan_quantise_as_the_portable_version() {
     let scale = |c: usize| f32::from_le_bytes(portable[c * 4..][..4].try_into().unwrap());
     assert!(scale(0) > 0.0 && scale(1) > 0.0, "NaN is skipped, not propagated into the scale");
     assert_eq!((scale(2), scale(cols)), (0.0, 0.0), "zero and padding columns have no scale");
+}
+
+/// The weight panels made from tract's K-major panels (the load's fast path, a shuffle per pair of K in wasm) are
+/// those made value by value: even and odd K, whole panels and a last panel whose padding rows hold garbage.
+#[test]
+fn weight_panels_from_k_major_panels_are_the_value_by_value_ones() {
+    let mut rng = Rng(7);
+    for (k, rows) in [(1, MR), (2, MR), (37, MR), (64, MR), (37, 3), (64, 5)] {
+        let panel: Vec<i8> = (0..k * MR).map(|_| rng.int8()).collect();
+        let scales: Vec<f32> = (0..rows).map(|r| 0.01 * (r + 1) as f32).collect();
+        let (mut fast, mut reference) = (vec![0xAAu8; weight_panel_bytes(k)], vec![0u8; weight_panel_bytes(k)]);
+        pack_weight_panel_k_major(&mut fast, k, &scales, &panel);
+        pack_weight_panel(&mut reference, k, &scales, |r, kk| panel[kk * MR + r]);
+        assert!(fast == reference, "k = {k}, {rows} rows");
+    }
 }
