@@ -1,8 +1,9 @@
 //! Int8 arithmetic inside tract's plan, on [`int8_matmul`]'s kernel.
 //!
-//! After tract has planned the model and int8_panels has packed its weights, every matmul whose weights are
-//! [`Int8Panels`] and whose activations arrive packed as f32 (from im2col or a packer) is changed three ways:
-//! - its weights are repacked in int8_matmul's pair layout ([`PairPanels`] of int8, with the row scales);
+//! After tract has planned the model, int8_panels finds each matmul's int8 weight (the model's rows, with one
+//! scale per row). Every matmul whose activations arrive packed as f32 (from im2col or a packer) is changed three
+//! ways ([`switch_with_weight_rows`]):
+//! - its weights are packed from the rows in int8_matmul's pair layout ([`PairPanels`] of int8, with the scales);
 //! - a [`QuantizeActivations`] node before it turns tract's f32 activation panels into int16 ones, each column
 //!   with its own scale;
 //! - tract's f32 kernel gives way to [`KERNEL`]: integer sums, times both scales, then tract's own epilogue (bias,
@@ -30,21 +31,13 @@ use tract_onnx::tract_core::ops::matmul::optimized::{MatMulOperand, OptMatMul, P
 use tract_onnx::tract_core::ops::matmul::pack::DynPackedExoticFact;
 
 use crate::int8_matmul::{
-    MR, NR, activation_panel_bytes, pack_weight_panel, pack_weight_panel_k_major, product_tile,
-    quantize_activation_panel, tile, weight_panel_bytes,
+    MR, NR, activation_panel_bytes, pack_weight_panel_rows, product_tile, quantize_activation_panel, tile,
+    weight_panel_bytes,
 };
-use crate::int8_panels::Int8Panels;
 
-/// Switches every matmul that can to int8 arithmetic. Returns how many did.
-pub fn compute_in_int8(model: &mut TypedModel) -> TractResult<usize> {
-    let matmuls: Vec<usize> = model.nodes().iter().filter(|n| n.op_is::<OptMatMul>()).map(|n| n.id).collect();
-    let mut switched = 0;
-    for id in matmuls {
-        if switch_to_int8(model, id)? {
-            switched += 1;
-        }
-    }
-    Ok(switched)
+/// How many matmuls run on the int8 kernel (each has its activations quantised).
+pub fn int8_matmuls(model: &TypedModel) -> usize {
+    model.nodes().iter().filter(|n| n.op_is::<QuantizeActivations>()).count()
 }
 
 /// Which operand of tract's matmul holds the weights. tract puts the activations first when they have more rows
@@ -65,27 +58,56 @@ impl WeightsAre {
     }
 }
 
-/// The int8 weights of one matmul (by input index) as pair panels, if they are Int8Panels.
-fn pair_weights(model: &TypedModel, id: usize, input: usize) -> TractResult<Option<Tensor>> {
-    let Some(konst) = model.node(model.node(id).inputs[input].node).op_as::<Const>() else {
-        return Ok(None);
+/// Switches matmul `id` to the int8 kernel, its input `weights_input` (whatever computes it now) replaced by the
+/// pair panels of an int8 weight given by rows, as the model stores it: `m` rows of `k` values, row r at
+/// `q[r * row_stride..]`, with one scale per row. Each panel is then a transposition of 16-bit pairs, without the
+/// detour through tract's packing. Returns false, changing nothing, if the kernel cannot run this matmul.
+pub fn switch_with_weight_rows(
+    model: &mut TypedModel,
+    id: usize,
+    weights_input: usize,
+    q: &[i8],
+    (m, k, row_stride): (usize, usize, usize),
+    scales: &[f32],
+) -> TractResult<bool> {
+    ensure!(scales.len() == m && (m == 0 || (m - 1) * row_stride + k <= q.len()), "{m} rows of {k} int8");
+    let Some(plan) = int8_plan(model, id, weights_input)? else {
+        return Ok(false);
     };
-    let Ok(storage) = konst.val().try_storage_as::<PackedMatrixStorage>() else {
-        return Ok(None);
-    };
-    let Some(int8) = storage.values().iter().map(|v| v.downcast_ref::<Int8Panels>()).collect::<Option<Vec<_>>>() else {
-        return Ok(None);
-    };
-    let mut pairs: TVec<Box<dyn MMMInputValue>> = tvec![];
-    for panels in int8 {
-        pairs.push(Box::new(PairPanels::weights(panels)?));
-    }
-    Ok(Some(PackedMatrixStorage::new_batched(storage.batch_shape(), pairs).into_tensor(f32::datum_type())))
+    let pairs = PairPanels::new(
+        PairFormat::Weights,
+        m,
+        k,
+        || (),
+        |_, i, out| {
+            let rows: TVec<&[i8]> = (i * MR..m.min(i * MR + MR)).map(|r| &q[r * row_stride..][..k]).collect();
+            pack_weight_panel_rows(out, k, &scales[i * MR..][..rows.len()], &rows);
+            Ok(())
+        },
+    )?;
+    let packed = model.outlet_fact(model.node(id).inputs[weights_input])?;
+    let batch: TVec<usize> = packed.shape.as_concrete().context("packed shape")?.into();
+    let storage = PackedMatrixStorage::new_batched(&batch, tvec![Box::new(pairs) as Box<dyn MMMInputValue>]);
+    plan.apply(model, id, storage.into_tensor(f32::datum_type()))?;
+    Ok(true)
 }
 
-/// Switches one matmul whose weights are Int8Panels and whose activations are f32 panels.
-fn switch_to_int8(model: &mut TypedModel, id: usize) -> TractResult<bool> {
-    let op = model.node(id).op_as::<OptMatMul>().context("OptMatMul")?.clone();
+/// How one matmul switches to the int8 kernel.
+struct Int8Plan {
+    op: OptMatMul,
+    weights_are: WeightsAre,
+    weights_input: usize,
+    activations_input: usize,
+    /// Columns of the activations' tract panels.
+    activations_r: usize,
+    weights_fact: Box<dyn ExoticFact>,
+}
+
+/// The plan for matmul `id` with its input `weights_input` as the weights, if the int8 kernel can run it.
+fn int8_plan(model: &TypedModel, id: usize, weights_input: usize) -> TractResult<Option<Int8Plan>> {
+    let Some(op) = model.node(id).op_as::<OptMatMul>() else {
+        return Ok(None);
+    };
     let mut add_mat_muls = op.micro_ops.iter().filter_map(|o| match o {
         ProtoFusedSpec::AddMatMul { a: MatMulOperand::Input(a), b: MatMulOperand::Input(b), packings, .. } => {
             Some((*a, *b, packings))
@@ -93,58 +115,68 @@ fn switch_to_int8(model: &mut TypedModel, id: usize) -> TractResult<bool> {
         _ => None,
     });
     let (Some((a_input, b_input, packings)), None) = (add_mat_muls.next(), add_mat_muls.next()) else {
-        return Ok(false);
+        return Ok(None);
     };
     // The kernel's tile is f32 and it runs no integer requantisation: anything else stays with tract (rejected here
     // rather than failing at the first run).
     let f32_only = op.micro_ops.iter().all(|o| !matches!(o, ProtoFusedSpec::Scaler(_)));
     if op.c_fact.datum_type != f32::datum_type() || !f32_only {
-        return Ok(false);
+        return Ok(None);
     }
     // One mode only (a second one is for matrix-vector products).
     let (ModePicker::Single, [(packing, None)]) = (&op.mode_picker, packings.as_slice()) else {
-        return Ok(false);
+        return Ok(None);
     };
-    let (weights_are, weights_input, activations_input, weights) = if let Some(w) = pair_weights(model, id, a_input)? {
-        (WeightsAre::A, a_input, b_input, w)
-    } else if let Some(w) = pair_weights(model, id, b_input)? {
-        (WeightsAre::B, b_input, a_input, w)
-    } else {
-        return Ok(false);
+    let (weights_are, activations_input) = match weights_input {
+        i if i == a_input => (WeightsAre::A, b_input),
+        i if i == b_input => (WeightsAre::B, a_input),
+        _ => return Ok(None),
     };
     // Whatever made the activations (a packer, im2col, lazily or not) wrote the panels tract's kernel reads, so
     // that kernel's packing says their layout.
     let (format_a, format_b) = &op.mmm[0].packings()[*packing];
     let activations_format = if weights_are == WeightsAre::A { format_b } else { format_a };
     let Some(activations_format) = activations_format.downcast_ref::<PackedFormat>() else {
-        return Ok(false);
+        return Ok(None);
     };
     if activations_format.dt != f32::datum_type() {
-        return Ok(false);
+        return Ok(None);
     }
-
     let node = model.node(id);
-    let weights_outlet = node.inputs[weights_input];
-    let weights_fact = pair_fact(model.outlet_fact(weights_outlet)?.exotic_fact(), PairFormat::Weights);
-    if weights_fact.is_none()
-        || pair_fact(model.outlet_fact(node.inputs[activations_input])?.exotic_fact(), PairFormat::Activations)
-            .is_none()
-    {
-        return Ok(false);
+    let weights_fact = pair_fact(model.outlet_fact(node.inputs[weights_input])?.exotic_fact(), PairFormat::Weights);
+    let activations_fact =
+        pair_fact(model.outlet_fact(node.inputs[activations_input])?.exotic_fact(), PairFormat::Activations);
+    let (Some(weights_fact), Some(_)) = (weights_fact, activations_fact) else {
+        return Ok(None);
+    };
+    Ok(Some(Int8Plan {
+        op: op.clone(),
+        weights_are,
+        weights_input,
+        activations_input,
+        activations_r: activations_format.r,
+        weights_fact,
+    }))
+}
+
+impl Int8Plan {
+    /// The matmul on the int8 kernel, reading `weights` (pair panels) and its activations quantised.
+    fn apply(self, model: &mut TypedModel, id: usize, weights: Tensor) -> TractResult<()> {
+        let node = model.node(id);
+        let mut patch = TypedModelPatch::default();
+        let mut inputs: TVec<OutletId> =
+            node.inputs.iter().map(|&i| patch.tap_model(model, i)).collect::<TractResult<_>>()?;
+        let name = format!("{}.pairs", model.node(node.inputs[self.weights_input].node).name);
+        let konst = Const::new_with_opt_exotic_fact(Arc::new(weights), Some(self.weights_fact))?;
+        inputs[self.weights_input] = patch.wire_node(name, konst, &[])?[0];
+        let quantize = QuantizeActivations { r: self.activations_r };
+        let name = format!("{}.quantize", node.name);
+        inputs[self.activations_input] = patch.wire_node(name, quantize, &[inputs[self.activations_input]])?[0];
+        let out =
+            patch.wire_node(format!("{}.int8", node.name), on_int8_kernel(self.op, self.weights_are), &inputs)?[0];
+        patch.shunt_outside(model, OutletId::new(id, 0), out)?;
+        patch.apply(model)
     }
-    let mut patch = TypedModelPatch::default();
-    let mut inputs: TVec<OutletId> =
-        node.inputs.iter().map(|&i| patch.tap_model(model, i)).collect::<TractResult<_>>()?;
-    let name = format!("{}.pairs", model.node(weights_outlet.node).name);
-    let konst = Const::new_with_opt_exotic_fact(Arc::new(weights), weights_fact)?;
-    inputs[weights_input] = patch.wire_node(name, konst, &[])?[0];
-    let quantize = QuantizeActivations { r: activations_format.r };
-    let name = format!("{}.quantize", node.name);
-    inputs[activations_input] = patch.wire_node(name, quantize, &[inputs[activations_input]])?[0];
-    let out = patch.wire_node(format!("{}.int8", node.name), on_int8_kernel(op, weights_are), &inputs)?[0];
-    patch.shunt_outside(model, OutletId::new(id, 0), out)?;
-    patch.apply(model)?;
-    Ok(true)
 }
 
 /// The fact of a packed operand (from a packer, im2col or lazy im2col), as the same operand in a pair layout.
@@ -361,25 +393,6 @@ impl PairPanels {
         })?;
         let fact = PackedExoticFact { format: Box::new(format), mn: mn.to_dim(), k };
         Ok(PairPanels { format, fact, mn, k, bytes: Arc::new(bytes) })
-    }
-
-    fn weights(panels: &Int8Panels) -> TractResult<PairPanels> {
-        let (m, k) = (panels.mn(), panels.k());
-        PairPanels::new(
-            PairFormat::Weights,
-            m,
-            k,
-            || (),
-            |_, i, out| {
-                let scales = &panels.scales()[i * MR..m.min(i * MR + MR)];
-                match panels.k_major_panel(i) {
-                    // tract's wasm tile is MR rows too: its panel i is ours, K-major.
-                    Some(panel) if panels.rows_per_panel() == MR => pack_weight_panel_k_major(out, k, scales, panel),
-                    _ => pack_weight_panel(out, k, scales, |r, kk| panels.value(i * MR + r, kk)),
-                }
-                Ok(())
-            },
-        )
     }
 
     /// tract's f32 panels (`r` columns a panel, K-major, possibly made lazily into a scratch buffer that the next

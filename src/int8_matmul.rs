@@ -57,49 +57,73 @@ pub fn pack_weight_panel(out: &mut [u8], k: usize, scales: &[f32], value: impl F
     }
 }
 
-/// As [`pack_weight_panel`] with `value(r, kk) = panel[kk * MR + r]`: from a K-major panel of MR rows, as tract packs
-/// a tile of MR rows. Each pair of K is its two rows of MR bytes interleaved, one shuffle in wasm.
-pub fn pack_weight_panel_k_major(out: &mut [u8], k: usize, scales: &[f32], panel: &[i8]) {
-    assert!(panel.len() >= k * MR, "k rows of MR");
-    if scales.len() < MR {
-        // The last panel: tract's padding rows may hold anything.
-        return pack_weight_panel(out, k, scales, |r, kk| panel[kk * MR + r]);
+/// As [`pack_weight_panel`] with `value(r, kk) = rows[r][kk]`: from the rows of a row-major weight, as the model
+/// stores it. Each pair of K is a 16-bit value of a row, so a panel is an MR x pairs(k) transposition of them,
+/// 8 x 8 at a time on wasm SIMD.
+pub fn pack_weight_panel_rows(out: &mut [u8], k: usize, scales: &[f32], rows: &[&[i8]]) {
+    assert!(rows.len() == scales.len() && rows.iter().all(|r| r.len() >= k), "one row of k per scale");
+    if rows.len() < MR {
+        // The last panel: its padding rows are zeros.
+        return pack_weight_panel(out, k, scales, |r, kk| rows[r][kk]);
     }
     assert!(out.len() == weight_panel_bytes(k), "one panel of MR rows");
     let (scale_bytes, q) = out.split_at_mut(MR * 4);
     write_scales(scale_bytes, scales);
     // SAFETY: i8 and u8 have the same size and alignment.
-    let panel = unsafe { std::slice::from_raw_parts(panel.as_ptr() as *const u8, k * MR) };
-    for (pair, rows) in q.chunks_exact_mut(2 * MR).zip(panel.chunks_exact(2 * MR)) {
-        interleave_rows(rows, pair);
+    let rows: [&[u8]; MR] = std::array::from_fn(|r| unsafe { std::slice::from_raw_parts(rows[r].as_ptr() as _, k) });
+    let blocks = k / (2 * PAIRS_PER_BLOCK);
+    for block in 0..blocks {
+        transpose_pairs(&rows, block * PAIRS_PER_BLOCK, &mut q[block * PAIRS_PER_BLOCK * 2 * MR..]);
+    }
+    for kk in blocks * 2 * PAIRS_PER_BLOCK..k {
+        for (r, row) in rows.iter().enumerate() {
+            q[(kk / 2) * MR * 2 + r * 2 + kk % 2] = row[kk];
+        }
     }
     if k % 2 == 1 {
-        let (last, q) = (&panel[(k - 1) * MR..], &mut q[(k / 2) * 2 * MR..]);
         for r in 0..MR {
-            q[2 * r] = last[r];
-            q[2 * r + 1] = 0;
+            q[(k / 2) * MR * 2 + r * 2 + 1] = 0;
         }
     }
 }
 
-/// `pair[2r] = rows[r]`, `pair[2r + 1] = rows[MR + r]`.
+/// Pairs of K that [`transpose_pairs`] moves at once.
+const PAIRS_PER_BLOCK: usize = 8;
+
+/// Pairs `first..first + 8` of MR rows into `q`, pair by pair: `q[p][r][2] = rows[r][2 (first + p)..][..2]`.
 #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-fn interleave_rows(rows: &[u8], pair: &mut [u8]) {
-    for r in 0..MR {
-        pair[2 * r] = rows[r];
-        pair[2 * r + 1] = rows[MR + r];
+fn transpose_pairs(rows: &[&[u8]; MR], first: usize, q: &mut [u8]) {
+    for p in 0..PAIRS_PER_BLOCK {
+        for (r, row) in rows.iter().enumerate() {
+            q[(p * MR + r) * 2..][..2].copy_from_slice(&row[2 * (first + p)..][..2]);
+        }
     }
 }
 
+/// As the portable version: an 8 x 8 transposition of 16-bit lanes in three rounds of interleaving (16, 32 and 64
+/// bits), row r's 8 pairs in, pair p's 8 rows out.
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-fn interleave_rows(rows: &[u8], pair: &mut [u8]) {
+fn transpose_pairs(rows: &[&[u8]; MR], first: usize, q: &mut [u8]) {
     use core::arch::wasm32::*;
-    assert!(rows.len() == 16 && pair.len() == 16, "two rows of MR = 8");
-    // SAFETY: 16 bytes each (asserted); v128 accesses need no alignment.
-    unsafe {
-        let v = v128_load(rows.as_ptr() as *const v128);
-        let pairs = i8x16_shuffle::<0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15>(v, v);
-        v128_store(pair.as_mut_ptr() as *mut v128, pairs);
+    assert!(rows.iter().all(|r| r.len() >= 2 * (first + 8)) && q.len() >= 8 * MR * 2, "8 pairs of MR = 8 rows");
+    // SAFETY: in bounds (asserted); v128 accesses need no alignment.
+    let a: [v128; 8] = std::array::from_fn(|r| unsafe { v128_load(rows[r].as_ptr().add(2 * first) as *const v128) });
+    let lo16 = |x, y| i16x8_shuffle::<0, 8, 1, 9, 2, 10, 3, 11>(x, y);
+    let hi16 = |x, y| i16x8_shuffle::<4, 12, 5, 13, 6, 14, 7, 15>(x, y);
+    let t = [lo16(a[0], a[1]), hi16(a[0], a[1]), lo16(a[2], a[3]), hi16(a[2], a[3])];
+    let t2 = [lo16(a[4], a[5]), hi16(a[4], a[5]), lo16(a[6], a[7]), hi16(a[6], a[7])];
+    let lo32 = |x, y| i32x4_shuffle::<0, 4, 1, 5>(x, y);
+    let hi32 = |x, y| i32x4_shuffle::<2, 6, 3, 7>(x, y);
+    // Rows 0-3, then rows 4-7, of pairs 0-1, 2-3, 4-5 and 6-7.
+    let u = [lo32(t[0], t[2]), hi32(t[0], t[2]), lo32(t[1], t[3]), hi32(t[1], t[3])];
+    let v = [lo32(t2[0], t2[2]), hi32(t2[0], t2[2]), lo32(t2[1], t2[3]), hi32(t2[1], t2[3])];
+    for (i, (u, v)) in u.into_iter().zip(v).enumerate() {
+        // SAFETY: pairs 2i and 2i + 1, within q (asserted).
+        unsafe {
+            let dst = q.as_mut_ptr().add(2 * i * MR * 2) as *mut v128;
+            v128_store(dst, i64x2_shuffle::<0, 2>(u, v));
+            v128_store(dst.add(1), i64x2_shuffle::<1, 3>(u, v));
+        }
     }
 }
 

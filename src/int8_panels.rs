@@ -8,7 +8,8 @@
 //! ([`MMMInputValue::panel_bytes`]) and gets `q as f32 * scale`, the very product tract's Cast and Mul (and ONNX's
 //! DequantizeLinear) compute. A chain of any other shape is left to tract, its weight given back as a constant.
 
-use std::alloc::Layout;
+use std::alloc;
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -27,19 +28,21 @@ use tract_onnx::tract_core::ops::konst::Const;
 use tract_onnx::tract_core::ops::matmul::pack::DynPackedExoticFact;
 use tract_onnx::tract_core::ops::source::TypedSource;
 
-use crate::fold_weights::element_count;
+use crate::int8_compute::switch_with_weight_rows;
 use crate::proto_split::SplitWeights;
 
 /// Replaces every packed weight computed from an int8 constant, or from one of the `lifted` int8 weights (model
-/// inputs named after them, see fold_weights::lift_int8_weights), by int8 panels. Lifted weights are no model
-/// inputs afterwards: any not replaced becomes a constant again. Returns how many matrices are int8 panels.
-pub fn keep_packed_weights_int8(model: &mut TypedModel, mut by_name: LiftedWeights) -> TractResult<usize> {
+/// inputs named after them, see fold_weights::lift_int8_weights), by int8 panels; with `pairs`, a matmul the int8
+/// kernel can run switches to it instead, its weight packed straight from the rows (int8_compute). Lifted weights
+/// are no model inputs afterwards: any not replaced becomes a constant again. Returns how many matrices are int8.
+pub fn keep_packed_weights_int8(model: &mut TypedModel, mut by_name: LiftedWeights, pairs: bool) -> TractResult<usize> {
     let lifted_names: HashSet<String> = by_name.keys().cloned().collect();
     let packs: Vec<usize> = model.nodes().iter().filter(|n| n.op.name() == "OptMatMulPack").map(|n| n.id).collect();
     let mut replaced = 0;
     // The widened buffer holds one matrix at a time, so a matmul may read only one Int8Panels.
     let mut consumers = HashSet::new();
     for pack in packs {
+        let output = OutletId::new(pack, 0);
         let readers: Vec<usize> = model.node(pack).outputs[0].successors.iter().map(|s| s.node).collect();
         if readers.iter().any(|r| consumers.contains(r)) {
             continue;
@@ -47,18 +50,33 @@ pub fn keep_packed_weights_int8(model: &mut TypedModel, mut by_name: LiftedWeigh
         let Some(chain) = Int8Chain::find(model, pack, &by_name)? else {
             continue;
         };
-        let Some(panels) = chain.pack_int8(model)? else {
+        let Some(layout) = chain.layout(model)? else {
             continue;
         };
-        let output = OutletId::new(pack, 0);
-        let batch: TVec<usize> = model.outlet_fact(output)?.shape.as_concrete().context("packed shape")?.into();
-        let storage = PackedMatrixStorage::new_batched(&batch, tvec![Box::new(panels) as Box<dyn MMMInputValue>]);
-        let fact = model.outlet_fact(output)?.exotic_fact.clone();
-        let konst = Const::new_with_opt_exotic_fact(Arc::new(storage.into_tensor(f32::datum_type())), fact)?;
-        let mut patch = TypedModelPatch::default();
-        let wire = patch.wire_node(format!("{}.int8", model.node(pack).name), konst, &[])?[0];
-        patch.shunt_outside(model, output, wire)?;
-        patch.apply(model)?;
+        let q = chain.values(&by_name);
+        if q.len() != layout.shape.iter().product::<usize>() {
+            continue;
+        }
+        let switched = match pair_weights_input(model, &readers, output, &layout) {
+            Some((matmul, input)) if pairs => {
+                let rows = (layout.mn, layout.k, layout.strides[layout.mn_axis] as usize);
+                switch_with_weight_rows(model, matmul, input, q, rows, &layout.scale)?
+            }
+            _ => false,
+        };
+        if !switched {
+            let Some(panels) = chain.pack_int8(&layout, &by_name)? else {
+                continue;
+            };
+            let batch: TVec<usize> = model.outlet_fact(output)?.shape.as_concrete().context("packed shape")?.into();
+            let storage = PackedMatrixStorage::new_batched(&batch, tvec![Box::new(panels) as Box<dyn MMMInputValue>]);
+            let fact = model.outlet_fact(output)?.exotic_fact.clone();
+            let konst = Const::new_with_opt_exotic_fact(Arc::new(storage.into_tensor(f32::datum_type())), fact)?;
+            let mut patch = TypedModelPatch::default();
+            let wire = patch.wire_node(format!("{}.int8", model.node(pack).name), konst, &[])?[0];
+            patch.shunt_outside(model, output, wire)?;
+            patch.apply(model)?;
+        }
         consumers.extend(readers);
         replaced += 1;
         // Free each int8 weight once packed, so that the packed copies reuse its memory.
@@ -72,9 +90,11 @@ pub fn keep_packed_weights_int8(model: &mut TypedModel, mut by_name: LiftedWeigh
     let lifted_inputs: Vec<usize> =
         model.inputs.iter().map(|o| o.node).filter(|&id| lifted_names.contains(&model.node(id).name)).collect();
     for &id in &lifted_inputs {
-        if let Some(tensor) = by_name.get(&model.node(id).name) {
+        if let Some(weight) = by_name.get(&model.node(id).name) {
             let mut patch = TypedModelPatch::default();
-            let wire = patch.wire_node(format!("{}.const", model.node(id).name), Const::new(tensor.clone())?, &[])?[0];
+            let wire =
+                patch.wire_node(format!("{}.const", model.node(id).name), Const::new(weight.tensor()?.into())?, &[])?
+                    [0];
             patch.shunt_outside(model, OutletId::new(id, 0), wire)?;
             patch.apply(model)?;
         }
@@ -84,20 +104,56 @@ pub fn keep_packed_weights_int8(model: &mut TypedModel, mut by_name: LiftedWeigh
     Ok(replaced)
 }
 
-/// The lifted int8 weights by name, as tract tensors.
-pub type LiftedWeights = HashMap<String, Arc<Tensor>>;
+/// The matmul and its input that `output` feeds, if that matmul is its only reader and the weight's rows hold K
+/// contiguously (what [`switch_with_weight_rows`] packs from).
+fn pair_weights_input(
+    model: &TypedModel,
+    readers: &[usize],
+    output: OutletId,
+    layout: &Layout,
+) -> Option<(usize, usize)> {
+    let ([matmul], 1) = (readers, layout.strides[layout.k_axis]) else {
+        return None;
+    };
+    let input = model.node(*matmul).inputs.iter().position(|&i| i == output)?;
+    Some((*matmul, input))
+}
 
-/// Converts the lifted weights to tract tensors, freeing each one's protobuf copy as it goes. Call it before tract
-/// builds its model: wasm memory never shrinks, so copies are cheapest while little else is alive.
-pub fn lifted_weights(lifted: Vec<TensorProto>, split: &SplitWeights) -> TractResult<LiftedWeights> {
+/// The lifted int8 weights by name.
+pub type LiftedWeights<'a> = HashMap<String, LiftedWeight<'a>>;
+
+/// One lifted int8 weight: its dims and its values, where they lie in the model's bytes or as decoded.
+pub struct LiftedWeight<'a> {
+    dims: Vec<usize>,
+    values: Cow<'a, [u8]>,
+}
+
+impl LiftedWeight<'_> {
+    fn values(&self) -> &[i8] {
+        // SAFETY: i8 and u8 have the same size and alignment, and every byte is a valid i8.
+        unsafe { std::slice::from_raw_parts(self.values.as_ptr() as *const i8, self.values.len()) }
+    }
+
+    /// The weight as a tract tensor (a copy).
+    fn tensor(&self) -> TractResult<Tensor> {
+        // SAFETY: every byte is a valid i8.
+        unsafe { Tensor::from_raw::<i8>(&self.dims, &self.values) }
+    }
+}
+
+/// The lifted weights by name, each one's values read in place if proto_split took them out of the model's bytes.
+pub fn lifted_weights<'a>(lifted: Vec<TensorProto>, split: &SplitWeights<'a>) -> TractResult<LiftedWeights<'a>> {
     let mut by_name = HashMap::new();
     for t in lifted {
-        let (int8, raw) = (t.data_type == tract_onnx::pb::tensor_proto::DataType::Int8 as i32, split.raw_data(&t));
-        ensure!(int8 && element_count(&t.dims) == Some(raw.len()), "{} is not raw int8 of its shape", t.name);
+        let int8 = t.data_type == tract_onnx::pb::tensor_proto::DataType::Int8 as i32;
         let dims: Vec<usize> = t.dims.iter().map(|&d| d as usize).collect();
-        // SAFETY: every byte is a valid i8.
-        let tensor = unsafe { Tensor::from_raw::<i8>(&dims, raw)? };
-        by_name.insert(t.name, Arc::new(tensor));
+        let name = t.name.clone();
+        let values = split.take(t);
+        ensure!(
+            int8 && Some(values.len()) == dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d)),
+            "{name} is not raw int8 of its shape"
+        );
+        by_name.insert(name, LiftedWeight { dims, values });
     }
     Ok(by_name)
 }
@@ -105,8 +161,8 @@ pub fn lifted_weights(lifted: Vec<TensorProto>, split: &SplitWeights) -> TractRe
 /// What feeds a weight packer: an int8 Const, then (in any order) one Cast to f32, at most one Mul by a constant with
 /// one value per output channel, and reshapes that keep the row-major order. Anything else is left to tract.
 struct Int8Chain {
-    /// The int8 weight, as the Const or lifted input holds it.
-    source: Arc<Tensor>,
+    /// The int8 weight, as the Const holds it; None for a lifted weight.
+    source: Option<Arc<Tensor>>,
     /// The lifted weight's name, when it is one.
     lifted_name: Option<String>,
     /// The Mul node and its constant operand.
@@ -114,8 +170,21 @@ struct Int8Chain {
     pack: usize,
 }
 
+/// The packer's input, which the int8 weight's values are (row-major), and the scale of each of its rows.
+struct Layout {
+    shape: TVec<usize>,
+    strides: TVec<isize>,
+    k_axis: usize,
+    mn_axis: usize,
+    k: usize,
+    mn: usize,
+    scale: Vec<f32>,
+    f32_format: PackedFormat,
+    packer: Box<dyn MMMInputFormat>,
+}
+
 impl Int8Chain {
-    fn find(model: &TypedModel, pack: usize, lifted: &HashMap<String, Arc<Tensor>>) -> TractResult<Option<Int8Chain>> {
+    fn find(model: &TypedModel, pack: usize, lifted: &LiftedWeights) -> TractResult<Option<Int8Chain>> {
         let is_const = |o: &OutletId| model.node(o.node).op_is::<Const>();
         let (mut scale, mut casts) = (None, 0);
         let mut node = model.node(pack);
@@ -150,27 +219,35 @@ impl Int8Chain {
             if producer.outputs.len() != 1 || producer.outputs[0].successors.len() != 1 {
                 return Ok(None);
             }
-            let (source, lifted_name) = match producer.op_as::<Const>() {
-                Some(konst) if konst.exotic_fact().is_none() => (Some(konst.val().clone()), None),
+            match producer.op_as::<Const>() {
+                Some(konst) if konst.exotic_fact().is_none() => {
+                    let (source, int8) = (konst.val().clone(), konst.val().datum_type() == i8::datum_type());
+                    let chain = Int8Chain { source: Some(source), lifted_name: None, scale, pack };
+                    return Ok((int8 && casts == 1).then_some(chain));
+                }
                 Some(_) => return Ok(None),
                 None if producer.op_is::<TypedSource>() => {
-                    (lifted.get(&producer.name).cloned(), Some(producer.name.clone()))
+                    // Lifted weights are int8 (lifted_weights).
+                    let name = Some(producer.name.clone()).filter(|n| lifted.contains_key(n));
+                    let chain = Int8Chain { source: None, lifted_name: name, scale, pack };
+                    return Ok((chain.lifted_name.is_some() && casts == 1).then_some(chain));
                 }
-                None => (None, None),
-            };
-            if let Some(source) = source {
-                let int8 = source.datum_type() == i8::datum_type();
-                return Ok((int8 && casts == 1).then_some(Int8Chain { source, lifted_name, scale, pack }));
+                None => node = producer,
             }
-            if producer.op_is::<TypedSource>() {
-                return Ok(None);
-            }
-            node = producer;
         }
     }
 
-    /// The int8 weight packed the way tract would pack its f32 form, and the scale of each row.
-    fn pack_int8(&self, model: &TypedModel) -> TractResult<Option<Int8Panels>> {
+    /// The int8 weight's values, row-major.
+    fn values<'s>(&'s self, lifted: &'s LiftedWeights) -> &'s [i8] {
+        match (&self.source, &self.lifted_name) {
+            (Some(tensor), _) => tensor.as_plain_ram().and_then(|v| v.as_slice::<i8>().ok()).unwrap_or(&[]),
+            (None, Some(name)) => lifted.get(name).map_or(&[], LiftedWeight::values),
+            (None, None) => &[],
+        }
+    }
+
+    /// What the packer packs, if the int8 weight's values are it (with one scale per row).
+    fn layout(&self, model: &TypedModel) -> TractResult<Option<Layout>> {
         let pack = model.node(self.pack);
         let input = model.outlet_fact(pack.inputs[0])?;
         let output = model.outlet_fact(pack.id.into())?;
@@ -195,17 +272,38 @@ impl Int8Chain {
         let Some(scale) = self.row_scales(model, shape, mn_axis)? else {
             return Ok(None);
         };
-
         // The chain's reshapes keep row-major order and the Cast and the Mul are elementwise (what the panels undo),
-        // so the packer's input is the int8 weight's bytes in the packer's shape, unless the Mul broadcast a smaller
-        // weight: then it is not.
-        if self.source.len() != shape.iter().product::<usize>() {
-            return Ok(None);
-        }
-        let strides = Tensor::natural_strides(shape);
-        // SAFETY: the view covers the source's elements exactly once (same count, natural strides), and i8 has the
+        // so the packer's input is the int8 weight's values in the packer's shape, unless the Mul broadcast a
+        // smaller weight: then it is not. (The count is checked against the values when they are read.)
+        let (shape, strides) = (shape.into(), Tensor::natural_strides(shape));
+        Ok(Some(Layout {
+            shape,
+            strides,
+            k_axis,
+            mn_axis,
+            k,
+            mn,
+            scale,
+            f32_format: f32_format.clone(),
+            packer: packer.clone(),
+        }))
+    }
+
+    /// The int8 weight packed the way tract would pack its f32 form, and the scale of each row.
+    fn pack_int8(&self, layout: &Layout, lifted: &LiftedWeights) -> TractResult<Option<Int8Panels>> {
+        let Layout { ref shape, ref strides, k_axis, mn_axis, k, mn, ref f32_format, ref packer, .. } = *layout;
+        let lifted_tensor;
+        let source = match (&self.source, &self.lifted_name) {
+            (Some(tensor), _) => tensor.as_ref(),
+            (None, Some(name)) => {
+                lifted_tensor = lifted.get(name).context("lifted weight")?.tensor()?;
+                &lifted_tensor
+            }
+            (None, None) => return Ok(None),
+        };
+        // SAFETY: the view covers the source's elements exactly once (same count, checked by the caller; natural strides), and i8 has the
         // source's datum type (Int8Chain::find).
-        let q = unsafe { TensorView::from_bytes(&self.source, 0, shape, &strides) };
+        let q = unsafe { TensorView::from_bytes(source, 0, shape, strides) };
         let int8_format = PackedFormat { dt: i8::datum_type(), ..f32_format.clone() };
         let packed = int8_format.pack_tensor_view(&q, k_axis, mn_axis)?;
         let Ok(packed) = packed.downcast::<EagerPackedInput>() else { bail!("int8 packing is not eager") };
@@ -218,6 +316,7 @@ impl Int8Chain {
         // Whatever the alignment padding holds, widen it to zeros.
         values.as_bytes_mut().chunks_exact_mut(panel_len).for_each(|panel| panel[k * r..].fill(0));
         let fact = PackedExoticFact { format: packer.clone(), mn: mn.to_dim(), k };
+        let scale = layout.scale.clone();
         Ok(Some(Int8Panels::new(fact, mn, r, panel_len, f32_format.alignment_bytes.max(16), values, scale)))
     }
 
@@ -332,23 +431,8 @@ impl Int8Panels {
     }
 
     /// Row `mn`'s value at `kk`, in int8.
-    pub fn value(&self, mn: usize, kk: usize) -> i8 {
+    fn value(&self, mn: usize, kk: usize) -> i8 {
         self.q()[(mn / self.r) * self.panel_len + kk * self.r + mn % self.r]
-    }
-
-    /// Rows per panel.
-    pub fn rows_per_panel(&self) -> usize {
-        self.r
-    }
-
-    /// Panel `i`'s values, K-major (`[k][rows_per_panel]`), if there is such a panel.
-    pub fn k_major_panel(&self, i: usize) -> Option<&[i8]> {
-        self.q().get(i * self.panel_len..)?.get(..self.fact.k * self.r)
-    }
-
-    /// One scale per row (then the last panel's padding rows).
-    pub fn scales(&self) -> &[f32] {
-        &self.scale
     }
 
     /// Panel `i` as f32: each value its int8 times its row's scale.
@@ -387,7 +471,7 @@ impl MMMInputValue for Int8Panels {
         &*self.fact.format
     }
 
-    fn scratch_panel_buffer_layout(&self) -> Option<Layout> {
+    fn scratch_panel_buffer_layout(&self) -> Option<alloc::Layout> {
         None // panels go to this thread's widened copy of the matrix instead, see `WIDENED`
     }
 

@@ -8,7 +8,7 @@ use tract_onnx::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::fold_weights::{fold_constant_dequantize, keep_weights_int8, lift_int8_weights};
-use crate::int8_compute::compute_in_int8;
+use crate::int8_compute;
 use crate::int8_panels::{LiftedWeights, keep_packed_weights_int8, lifted_weights};
 use crate::proto_split::split_weights;
 
@@ -104,8 +104,9 @@ impl Model {
             tract_onnx::onnx().model_for_proto_model(&proto)?.with_input_fact(0, f32::fact(input_shape).into())?;
         drop(proto);
         let mut model = model.into_optimized()?;
-        let int8_matrices = if int8 { keep_packed_weights_int8(&mut model, lifted)? } else { 0 };
-        let int8_matmuls = if weights == WeightMemory::Int8Compute { compute_in_int8(&mut model)? } else { 0 };
+        let int8_matrices =
+            if int8 { keep_packed_weights_int8(&mut model, lifted, weights == WeightMemory::Int8Compute)? } else { 0 };
+        let int8_matmuls = int8_compute::int8_matmuls(&model);
         let plan = model.into_runnable()?;
         let model = Model { plan, input_shape: input_shape.to_vec(), output_len, int8_matrices, int8_matmuls };
         model.check_output_shape()?;

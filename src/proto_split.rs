@@ -6,6 +6,7 @@
 //! TensorProto.raw_data) and writes the file again without the raw data of its large int8 tensors, which it returns
 //! as slices of the original bytes. prost then decodes a file of a few hundred kilobytes.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use tract_onnx::pb::{GraphProto, TensorProto, tensor_proto::DataType};
@@ -32,6 +33,14 @@ impl<'a> SplitWeights<'a> {
         match self.by_name.get(&tensor.name) {
             Some(bytes) if tensor.raw_data.is_empty() => bytes,
             _ => &tensor.raw_data,
+        }
+    }
+
+    /// A tensor's raw data, taking it: the bytes taken out of it, in place, or its own.
+    pub fn take(&self, tensor: TensorProto) -> Cow<'a, [u8]> {
+        match self.by_name.get(&tensor.name) {
+            Some(bytes) if tensor.raw_data.is_empty() => Cow::Borrowed(bytes),
+            _ => Cow::Owned(tensor.raw_data),
         }
     }
 

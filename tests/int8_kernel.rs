@@ -3,7 +3,7 @@
 
 use wrn_wasm::int8_matmul::{
     MR, NR, PackedWeights, QuantizedActivations, activation_panel_bytes, activation_qmax, matmul, matmul_with,
-    pack_weight_panel, pack_weight_panel_k_major, quantize_activation_panel, quantize_activation_panel_portable,
+    pack_weight_panel, pack_weight_panel_rows, quantize_activation_panel, quantize_activation_panel_portable,
     tile_portable, weight_panel_bytes,
 };
 
@@ -103,17 +103,20 @@ fn padding_columns_and_nan_quantise_as_the_portable_version() {
     assert_eq!((scale(2), scale(cols)), (0.0, 0.0), "zero and padding columns have no scale");
 }
 
-/// The weight panels made from tract's K-major panels (the load's fast path, a shuffle per pair of K in wasm) are
-/// those made value by value: even and odd K, whole panels and a last panel whose padding rows hold garbage.
+/// The weight panels made from the model's rows (the load's path for int8 compute, an 8 x 8 transposition of 16-bit
+/// pairs in wasm) are those made value by value: K below, at and past whole blocks of 16, odd and even; a last
+/// panel of fewer rows; rows read at a stride, as from a larger matrix.
 #[test]
-fn weight_panels_from_k_major_panels_are_the_value_by_value_ones() {
-    let mut rng = Rng(7);
-    for (k, rows) in [(1, MR), (2, MR), (37, MR), (64, MR), (37, 3), (64, 5)] {
-        let panel: Vec<i8> = (0..k * MR).map(|_| rng.int8()).collect();
-        let scales: Vec<f32> = (0..rows).map(|r| 0.01 * (r + 1) as f32).collect();
+fn weight_panels_from_rows_are_the_value_by_value_ones() {
+    let mut rng = Rng(11);
+    for (k, rows) in [(1, MR), (15, MR), (16, MR), (33, MR), (48, MR), (37, 3), (64, 5)] {
+        let stride = k + 3;
+        let matrix: Vec<i8> = (0..MR * stride).map(|_| rng.int8()).collect();
+        let row_slices: Vec<&[i8]> = (0..rows).map(|r| &matrix[r * stride..][..k]).collect();
+        let scales: Vec<f32> = (0..rows).map(|r| 0.5 + r as f32).collect();
         let (mut fast, mut reference) = (vec![0xAAu8; weight_panel_bytes(k)], vec![0u8; weight_panel_bytes(k)]);
-        pack_weight_panel_k_major(&mut fast, k, &scales, &panel);
-        pack_weight_panel(&mut reference, k, &scales, |r, kk| panel[kk * MR + r]);
+        pack_weight_panel_rows(&mut fast, k, &scales, &row_slices);
+        pack_weight_panel(&mut reference, k, &scales, |r, kk| matrix[r * stride + kk]);
         assert!(fast == reference, "k = {k}, {rows} rows");
     }
 }
