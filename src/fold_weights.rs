@@ -110,9 +110,9 @@ pub fn keep_weights_int8(graph: &mut GraphProto) -> Result<HashSet<String>> {
     Ok(rewritten)
 }
 
-/// Takes the int8 weights [`keep_weights_int8`] rewrote (`names`; those read by Casts only, stored as raw bytes) out of
-/// the initializers and declares them graph inputs of the same name, returning them; int8_panels puts them back as int8 panels once tract has
-/// optimised the graph. As constants, tract would evaluate each one's `Cast -> Mul` in full: the small ones folded
+/// Takes the int8 weights [`keep_weights_int8`] rewrote (`names`; those read by Casts only, stored as raw bytes, in
+/// the tensor or taken out by proto_split) out of the initializers and declares them graph inputs of the same name,
+/// returning them; int8_panels packs them once tract has optimised the graph. As constants, tract would evaluate each one's `Cast -> Mul` in full: the small ones folded
 /// into f32 (4x their size), the ones above its 4 MiB folding budget on every optimiser pass, only to drop the result
 /// for its size. That was most of the load time (natively 0.85 s of 1.3 s).
 pub fn lift_int8_weights(graph: &mut GraphProto, names: &HashSet<String>, split: &SplitWeights) -> Vec<TensorProto> {

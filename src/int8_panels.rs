@@ -7,6 +7,7 @@
 //! layout tract's f32 packer uses, with one scale per row. The matmul asks for A panel by panel
 //! ([`MMMInputValue::panel_bytes`]) and gets `q as f32 * scale`, the very product tract's Cast and Mul (and ONNX's
 //! DequantizeLinear) compute. A chain of any other shape is left to tract, its weight given back as a constant.
+//! For int8 compute, the same chain hands the weight's rows to int8_compute instead, which packs them its own way.
 
 use std::alloc;
 use std::borrow::Cow;
@@ -301,8 +302,8 @@ impl Int8Chain {
             }
             (None, None) => return Ok(None),
         };
-        // SAFETY: the view covers the source's elements exactly once (same count, checked by the caller; natural strides), and i8 has the
-        // source's datum type (Int8Chain::find).
+        // SAFETY: the view covers the source's elements exactly once (the same count, which the caller checked, and
+        // natural strides), and i8 is the source's datum type (Int8Chain::find).
         let q = unsafe { TensorView::from_bytes(source, 0, shape, strides) };
         let int8_format = PackedFormat { dt: i8::datum_type(), ..f32_format.clone() };
         let packed = int8_format.pack_tensor_view(&q, k_axis, mn_axis)?;
