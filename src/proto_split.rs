@@ -55,12 +55,18 @@ impl<'a> SplitWeights<'a> {
     }
 }
 
-/// The model's bytes without the raw data of its large int8 initializers, and those data. None if the bytes are not
-/// well-formed protobuf: prost, given the original bytes, then says what is wrong.
+/// The model's bytes without the raw data of its large int8 initializers, and those data. None if it has none (an
+/// f32 model: nothing to gain from a copy of its bytes), or if the bytes are not well-formed protobuf (prost, given
+/// them as they are, then says what is wrong).
 pub fn split_weights(model: &[u8]) -> Option<(Vec<u8>, SplitWeights<'_>)> {
+    let model_fields = fields(model)?;
+    let graphs = || model_fields.iter().filter(|f| f.number == MODEL_GRAPH).filter_map(|f| f.payload);
+    if !graphs().any(has_weights_to_split) {
+        return None;
+    }
     let mut weights = SplitWeights::default();
     let mut out = Vec::new();
-    for field in fields(model)? {
+    for field in &model_fields {
         match field {
             Field { number: MODEL_GRAPH, payload: Some(graph), .. } => {
                 let graph = split_graph(graph, &mut weights)?;
@@ -70,6 +76,11 @@ pub fn split_weights(model: &[u8]) -> Option<(Vec<u8>, SplitWeights<'_>)> {
         }
     }
     Some((out, weights))
+}
+
+fn has_weights_to_split(graph: &[u8]) -> bool {
+    let initializers = fields(graph).unwrap_or_default().into_iter().filter(|f| f.number == GRAPH_INITIALIZER);
+    initializers.filter_map(|f| fields(f.payload?)).any(|tensor| to_split(&tensor).is_some())
 }
 
 fn split_graph<'a>(graph: &'a [u8], weights: &mut SplitWeights<'a>) -> Option<Vec<u8>> {
@@ -86,11 +97,24 @@ fn split_graph<'a>(graph: &'a [u8], weights: &mut SplitWeights<'a>) -> Option<Ve
     Some(out)
 }
 
-/// The tensor without its raw data, if it is a large named int8 tensor (Some(None): kept as it is).
+/// The tensor without its raw data, if it is one to take out (Some(None): kept as it is).
 fn split_tensor<'a>(tensor: &'a [u8], weights: &mut SplitWeights<'a>) -> Option<Option<Vec<u8>>> {
     let fields = fields(tensor)?;
+    let Some((name, raw)) = to_split(&fields).filter(|(name, _)| !weights.by_name.contains_key(*name)) else {
+        return Some(None);
+    };
+    weights.by_name.insert(name.to_string(), raw);
+    let mut out = Vec::with_capacity(tensor.len() - raw.len());
+    for field in fields.iter().filter(|f| f.number != TENSOR_RAW_DATA) {
+        out.extend_from_slice(field.bytes);
+    }
+    Some(Some(out))
+}
+
+/// The name and raw data of a tensor (by its fields) to take out: a large int8 tensor with one name and one raw data.
+fn to_split<'a>(fields: &[Field<'a>]) -> Option<(&'a str, &'a [u8])> {
     let (mut name, mut data_type, mut raw) = (None, 0, None);
-    for field in &fields {
+    for field in fields {
         match (field.number, field.payload) {
             (TENSOR_NAME, Some(n)) => name = std::str::from_utf8(n).ok(),
             (TENSOR_DATA_TYPE, None) => data_type = field.value,
@@ -98,20 +122,10 @@ fn split_tensor<'a>(tensor: &'a [u8], weights: &mut SplitWeights<'a>) -> Option<
             _ => {}
         }
     }
-    let (Some(name), Some(raw)) = (name, raw) else { return Some(None) };
-    let repeated = fields.iter().filter(|f| f.number == TENSOR_RAW_DATA || f.number == TENSOR_NAME).count() != 2;
-    if data_type != DataType::Int8 as u64 || raw.len() < MIN_SPLIT_BYTES || repeated || name.is_empty() {
-        return Some(None);
-    }
-    if weights.by_name.contains_key(name) {
-        return Some(None);
-    }
-    weights.by_name.insert(name.to_string(), raw);
-    let mut out = Vec::with_capacity(tensor.len() - raw.len());
-    for field in fields.iter().filter(|f| f.number != TENSOR_RAW_DATA) {
-        out.extend_from_slice(field.bytes);
-    }
-    Some(Some(out))
+    let once = fields.iter().filter(|f| f.number == TENSOR_RAW_DATA || f.number == TENSOR_NAME).count() == 2;
+    let (name, raw) = (name?, raw?);
+    (data_type == DataType::Int8 as u64 && raw.len() >= MIN_SPLIT_BYTES && once && !name.is_empty())
+        .then_some((name, raw))
 }
 
 /// One field of a message on the wire.
@@ -227,11 +241,17 @@ mod tests {
     }
 
     #[test]
-    fn malformed_bytes_are_not_split() {
+    fn malformed_bytes_and_models_without_int8_weights_are_not_split() {
         let bytes = model().encode_to_vec();
         assert!(split_weights(&bytes[..bytes.len() - 10]).is_none(), "truncated");
         assert!(split_weights(&[0x3b, 1]).is_none(), "a group");
         assert!(split_weights(&[0x3a, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]).is_none());
-        assert!(split_weights(&[]).is_some_and(|(b, _)| b.is_empty()), "an empty message is well-formed");
+        assert!(split_weights(&[]).is_none(), "nothing to split");
+        let mut f32_only = model();
+        f32_only.graph.as_mut().unwrap().initializer.retain(|t| t.data_type != DataType::Int8 as i32);
+        assert!(
+            split_weights(&f32_only.encode_to_vec()).is_none(),
+            "no int8 weights: the bytes are decoded as they are"
+        );
     }
 }
