@@ -52,7 +52,7 @@ fn drop_unused_initializers(graph: &mut GraphProto) {
 /// per-output-channel scale commutes with the product; tract moves it back onto the weight as `Mul(Cast(q), scale)`,
 /// the same f32 products as DequantizeLinear). No f32 copy of the weights is made here. Returns the names of the int8
 /// tensors it reads through a Cast now; call [`fold_constant_dequantize`] afterwards for any other DequantizeLinear.
-pub fn keep_weights_int8(graph: &mut GraphProto) -> Result<HashSet<String>> {
+pub fn keep_weights_int8(graph: &mut GraphProto, split: &SplitWeights) -> Result<HashSet<String>> {
     let producers: HashMap<String, NodeProto> = graph
         .node
         .iter()
@@ -64,7 +64,7 @@ pub fn keep_weights_int8(graph: &mut GraphProto) -> Result<HashSet<String>> {
     let nodes = std::mem::take(&mut graph.node);
     let mut out = Vec::with_capacity(nodes.len());
     for node in nodes {
-        let Some(plan) = int8_plan(graph, &producers, &node) else {
+        let Some(plan) = int8_plan(graph, split, &producers, &node) else {
             out.push(node);
             continue;
         };
@@ -112,9 +112,10 @@ pub fn keep_weights_int8(graph: &mut GraphProto) -> Result<HashSet<String>> {
 
 /// Takes the int8 weights [`keep_weights_int8`] rewrote (`names`; those read by Casts only, stored as raw bytes, in
 /// the tensor or taken out by proto_split) out of the initializers and declares them graph inputs of the same name,
-/// returning them; int8_panels packs them once tract has optimised the graph. As constants, tract would evaluate each one's `Cast -> Mul` in full: the small ones folded
-/// into f32 (4x their size), the ones above its 4 MiB folding budget on every optimiser pass, only to drop the result
-/// for its size. That was most of the load time (natively 0.85 s of 1.3 s).
+/// returning them; int8_panels packs them once tract has optimised the graph. As constants, tract would evaluate
+/// each one's `Cast -> Mul` in full: the small ones folded into f32 (4x their size), the ones above its 4 MiB
+/// folding budget on every optimiser pass, only to drop the result for its size. That was most of the load time
+/// (natively 0.85 s of 1.3 s).
 pub fn lift_int8_weights(graph: &mut GraphProto, names: &HashSet<String>, split: &SplitWeights) -> Vec<TensorProto> {
     let other: HashSet<&str> =
         graph.node.iter().filter(|n| n.op_type != "Cast").flat_map(|n| n.input.iter().map(String::as_str)).collect();
@@ -163,7 +164,12 @@ struct Int8Plan {
 }
 
 /// What it takes to run `node` on its int8 weight, if it qualifies.
-fn int8_plan(graph: &GraphProto, producers: &HashMap<String, NodeProto>, node: &NodeProto) -> Option<Int8Plan> {
+fn int8_plan(
+    graph: &GraphProto,
+    split: &SplitWeights,
+    producers: &HashMap<String, NodeProto>,
+    node: &NodeProto,
+) -> Option<Int8Plan> {
     let attr = |name: &str| node.attribute.iter().find(|a| a.name == name);
     let is_conv = match node.op_type.as_str() {
         "Conv" if attr("group").is_none_or(|a| a.i == 1) => true,
@@ -191,11 +197,15 @@ fn int8_plan(graph: &GraphProto, producers: &HashMap<String, NodeProto>, node: &
         return None;
     }
     let scale = floats(initializer(graph, dq.input.get(1)?)?)?;
+    let channels = *q.dims.first()? as usize;
+    // A zero point as large as a weight may have been taken out of the bytes too (proto_split).
     let zero_is_0 = match dq.input.get(2).filter(|n| !n.is_empty()) {
-        Some(z) => integers(initializer(graph, z)?)?.iter().all(|&z| z == 0),
+        Some(z) => {
+            let zero = initializer(graph, z).and_then(|z| integers(z, split.raw_data(z)))?;
+            zero.len() == channels && zero.iter().all(|&z| z == 0)
+        }
         None => true,
     };
-    let channels = *q.dims.first()? as usize;
     if !zero_is_0 || scale.len() != channels {
         return None;
     }
@@ -237,9 +247,11 @@ fn dequantize(graph: &GraphProto, node: &NodeProto) -> Result<TensorProto> {
     let x = initializer(graph, &node.input[0]).ok_or_else(|| err("no input".into()))?;
     let scale = node.input.get(1).and_then(|name| initializer(graph, name)).ok_or_else(|| err("no scale".into()))?;
     let scale = floats(scale).ok_or_else(|| err("scale is not float32".into()))?;
-    let q = integers(x).ok_or_else(|| err(format!("unsupported input type {}", x.data_type)))?;
+    let q = integers(x, &x.raw_data).ok_or_else(|| err(format!("unsupported input type {}", x.data_type)))?;
     let zero = match node.input.get(2).filter(|n| !n.is_empty()) {
-        Some(name) => integers(initializer(graph, name).ok_or_else(|| err("no zero point".into()))?)
+        Some(name) => initializer(graph, name)
+            .ok_or_else(|| err("no zero point".into()))
+            .map(|z| integers(z, &z.raw_data))?
             .ok_or_else(|| err("zero point is not an 8-bit integer".into()))?,
         None => vec![0; scale.len()],
     };
@@ -283,13 +295,75 @@ fn floats(t: &TensorProto) -> Option<Vec<f32>> {
     Some(t.raw_data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
 }
 
-fn integers(t: &TensorProto) -> Option<Vec<i32>> {
+/// An 8-bit integer tensor's values, from `raw` (its raw data, wherever it is) or its int32_data.
+fn integers(t: &TensorProto, raw: &[u8]) -> Option<Vec<i32>> {
     let from_raw = |f: fn(u8) -> i32| -> Vec<i32> {
-        if t.raw_data.is_empty() { t.int32_data.clone() } else { t.raw_data.iter().map(|&b| f(b)).collect() }
+        if raw.is_empty() { t.int32_data.clone() } else { raw.iter().map(|&b| f(b)).collect() }
     };
     match DataType::try_from(t.data_type).ok()? {
         DataType::Int8 => Some(from_raw(|b| b as i8 as i32)),
         DataType::Uint8 => Some(from_raw(|b| b as i32)),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use prost::Message;
+    use tract_onnx::pb::ModelProto;
+
+    use super::*;
+    use crate::proto_split::split_weights;
+
+    /// A Conv whose weight is a per-channel DequantizeLinear with a zero point as large as the weight (4096
+    /// channels), as bytes: both int8 tensors are large enough for proto_split to take them out.
+    fn conv_with_zero_point(zero: i8) -> Vec<u8> {
+        let channels = 4096;
+        let int8 = |name: &str, value: i8| TensorProto {
+            name: name.into(),
+            dims: if name == "q" { vec![channels, 1, 1, 1] } else { vec![channels] },
+            data_type: DataType::Int8 as i32,
+            raw_data: vec![value as u8; channels as usize],
+            ..Default::default()
+        };
+        let axis =
+            AttributeProto { name: "axis".into(), i: 0, r#type: AttributeType::Int as i32, ..Default::default() };
+        let graph = GraphProto {
+            node: vec![
+                NodeProto {
+                    op_type: "DequantizeLinear".into(),
+                    input: vec!["q".into(), "scale".into(), "zero".into()],
+                    output: vec!["w".into()],
+                    attribute: vec![axis],
+                    ..Default::default()
+                },
+                NodeProto {
+                    op_type: "Conv".into(),
+                    input: vec!["x".into(), "w".into()],
+                    output: vec!["y".into()],
+                    ..Default::default()
+                },
+            ],
+            initializer: vec![
+                int8("q", 3),
+                f32_tensor("scale".into(), &[channels], &vec![0.5; channels as usize]),
+                int8("zero", zero),
+            ],
+            ..Default::default()
+        };
+        ModelProto { graph: Some(graph), ..Default::default() }.encode_to_vec()
+    }
+
+    #[test]
+    fn a_zero_point_taken_out_of_the_bytes_is_still_read() {
+        for (zero, rewritten) in [(0, true), (1, false)] {
+            let bytes = conv_with_zero_point(zero);
+            let (split_bytes, split) = split_weights(&bytes).expect("large int8 tensors");
+            let mut proto = ModelProto::decode(split_bytes.as_slice()).unwrap();
+            let graph = proto.graph.as_mut().unwrap();
+            assert!(graph.initializer.iter().all(|t| t.name == "scale" || t.raw_data.is_empty()), "both were split");
+            let names = keep_weights_int8(graph, &split).unwrap();
+            assert_eq!(names.contains("q"), rewritten, "zero point {zero}: rewritten only if symmetric");
+        }
     }
 }

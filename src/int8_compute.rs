@@ -1,8 +1,9 @@
 //! Int8 arithmetic inside tract's plan, on [`int8_matmul`]'s kernel.
 //!
 //! After tract has planned the model, int8_panels finds each matmul's int8 weight (the model's rows, with one
-//! scale per row). Every matmul whose activations arrive packed as f32 (from im2col or a packer) is changed three
-//! ways ([`switch_with_weight_rows`]):
+//! scale per row). A matmul whose weight rows hold K contiguously (as ONNX's Conv and Gemm with transB do), whose
+//! weight packer feeds it alone, and whose activations arrive packed as f32 (from im2col or a packer) is changed
+//! three ways ([`switch_with_weight_rows`]):
 //! - its weights are packed from the rows in int8_matmul's pair layout ([`PairPanels`] of int8, with the scales);
 //! - a [`QuantizeActivations`] node before it turns tract's f32 activation panels into int16 ones, each column
 //!   with its own scale;
@@ -35,9 +36,10 @@ use crate::int8_matmul::{
     weight_panel_bytes,
 };
 
-/// How many matmuls run on the int8 kernel (each has its activations quantised).
+/// How many matmuls run on the int8 kernel.
 pub fn int8_matmuls(model: &TypedModel) -> usize {
-    model.nodes().iter().filter(|n| n.op_is::<QuantizeActivations>()).count()
+    let on_kernel = |op: &OptMatMul| op.mmm.iter().any(|mmm| mmm.name() == KERNEL.mmm().name());
+    model.nodes().iter().filter(|n| n.op_as::<OptMatMul>().is_some_and(on_kernel)).count()
 }
 
 /// Which operand of tract's matmul holds the weights. tract puts the activations first when they have more rows

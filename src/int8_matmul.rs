@@ -61,7 +61,8 @@ pub fn pack_weight_panel(out: &mut [u8], k: usize, scales: &[f32], value: impl F
 /// stores it. Each pair of K is a 16-bit value of a row, so a panel is an MR x pairs(k) transposition of them,
 /// 8 x 8 at a time on wasm SIMD.
 pub fn pack_weight_panel_rows(out: &mut [u8], k: usize, scales: &[f32], rows: &[&[i8]]) {
-    assert!(rows.len() == scales.len() && rows.iter().all(|r| r.len() >= k), "one row of k per scale");
+    assert!(rows.len() == scales.len() && rows.len() <= MR, "at most MR rows, one scale each");
+    assert!(rows.iter().all(|r| r.len() >= k), "rows of k values");
     if rows.len() < MR {
         // The last panel: its padding rows are zeros.
         return pack_weight_panel(out, k, scales, |r, kk| rows[r][kk]);

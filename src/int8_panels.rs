@@ -80,7 +80,7 @@ pub fn keep_packed_weights_int8(model: &mut TypedModel, mut by_name: LiftedWeigh
         }
         consumers.extend(readers);
         replaced += 1;
-        // Free each int8 weight once packed, so that the packed copies reuse its memory.
+        // Done with this weight: a decoded copy (not one read in place from the model's bytes) is freed.
         if let Some(name) = &chain.lifted_name {
             by_name.remove(name);
         }

@@ -91,7 +91,7 @@ impl Model {
         drop(split_bytes);
         let graph = proto.graph.as_mut().ok_or_else(|| Error::Model("ONNX model has no graph".into()))?;
         let lifted = if int8 {
-            let rewritten = keep_weights_int8(graph)?;
+            let rewritten = keep_weights_int8(graph, &split)?;
             lifted_weights(lift_int8_weights(graph, &rewritten, &split), &split)?
         } else {
             LiftedWeights::new()

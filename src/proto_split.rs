@@ -21,7 +21,8 @@ const TENSOR_RAW_DATA: u64 = 9;
 /// Smaller tensors (zero points, a few scales) are left in place: they are cheap, and read by name here and there.
 const MIN_SPLIT_BYTES: usize = 4096;
 
-/// The raw data of the int8 tensors [`split_weights`] took out of a model's bytes, by tensor name.
+/// The raw data of the int8 tensors [`split_weights`] took out of a model's bytes, by tensor name (which ONNX makes
+/// unique among initializers; of two with one name, only the first is taken out).
 #[derive(Debug, Default)]
 pub struct SplitWeights<'a> {
     by_name: HashMap<String, &'a [u8]>,
@@ -168,6 +169,10 @@ fn varint(bytes: &[u8], pos: &mut usize) -> Option<u64> {
     for shift in (0..64).step_by(7) {
         let byte = *bytes.get(*pos)?;
         *pos += 1;
+        // A tenth byte may only hold the 64th bit, as prost requires.
+        if shift == 63 && byte > 1 {
+            return None;
+        }
         value |= u64::from(byte & 0x7f) << shift;
         if byte < 0x80 {
             return Some(value);
