@@ -176,3 +176,97 @@ pub fn use_threads(n: usize) {
         _ => Executor::multithread(n),
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use prost::Message;
+    use tract_onnx::pb::attribute_proto::AttributeType;
+    use tract_onnx::pb::tensor_proto::DataType;
+    use tract_onnx::pb::tensor_shape_proto::{Dimension, dimension};
+    use tract_onnx::pb::{
+        AttributeProto, GraphProto, NodeProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto, type_proto,
+    };
+
+    use super::*;
+
+    fn value_info(name: &str, dims: &[i64]) -> ValueInfoProto {
+        let dim = dims.iter().map(|&d| Dimension { value: Some(dimension::Value::DimValue(d)), ..Default::default() });
+        let tensor = type_proto::Tensor {
+            elem_type: DataType::Float as i32,
+            shape: Some(TensorShapeProto { dim: dim.collect() }),
+        };
+        let r#type = Some(TypeProto { value: Some(type_proto::Value::TensorType(tensor)), ..Default::default() });
+        ValueInfoProto { name: name.into(), r#type, ..Default::default() }
+    }
+
+    /// A grouped Conv (which keep_weights_int8 leaves alone) on a per-channel int8 weight large enough for
+    /// proto_split to take out of the bytes: its DequantizeLinear is folded, which needs the bytes put back.
+    fn grouped_conv() -> Vec<u8> {
+        let attr = |name: &str, i: i64| AttributeProto {
+            name: name.into(),
+            i,
+            r#type: AttributeType::Int as i32,
+            ..Default::default()
+        };
+        let q: Vec<u8> = (0..64 * 8 * 9).map(|i| ((i * 37 % 255) as i32 - 127) as i8 as u8).collect();
+        let scale: Vec<u8> = (0..64).flat_map(|c| (0.01 + c as f32 * 0.001).to_le_bytes()).collect();
+        let graph = GraphProto {
+            node: vec![
+                NodeProto {
+                    op_type: "DequantizeLinear".into(),
+                    input: vec!["q".into(), "scale".into()],
+                    output: vec!["w".into()],
+                    attribute: vec![attr("axis", 0)],
+                    ..Default::default()
+                },
+                NodeProto {
+                    op_type: "Conv".into(),
+                    input: vec!["x".into(), "w".into()],
+                    output: vec!["y".into()],
+                    attribute: vec![attr("group", 2)],
+                    ..Default::default()
+                },
+            ],
+            initializer: vec![
+                TensorProto {
+                    name: "q".into(),
+                    dims: vec![64, 8, 3, 3],
+                    data_type: DataType::Int8 as i32,
+                    raw_data: q,
+                    ..Default::default()
+                },
+                TensorProto {
+                    name: "scale".into(),
+                    dims: vec![64],
+                    data_type: DataType::Float as i32,
+                    raw_data: scale,
+                    ..Default::default()
+                },
+            ],
+            input: vec![value_info("x", &[1, 16, 5, 5])],
+            output: vec![value_info("y", &[1, 64, 3, 3])],
+            ..Default::default()
+        };
+        tract_onnx::pb::ModelProto {
+            ir_version: 8,
+            graph: Some(graph),
+            opset_import: vec![opset()],
+            ..Default::default()
+        }
+        .encode_to_vec()
+    }
+
+    fn opset() -> tract_onnx::pb::OperatorSetIdProto {
+        tract_onnx::pb::OperatorSetIdProto { domain: String::new(), version: 13 }
+    }
+
+    #[test]
+    fn an_int8_weight_taken_out_of_the_bytes_but_not_kept_int8_is_put_back() {
+        let bytes = grouped_conv();
+        let input: Vec<f32> = (0..16 * 25).map(|i| (i % 13) as f32 / 13.0 - 0.5).collect();
+        let f32_logits = Model::from_onnx(&bytes, &[1, 16, 5, 5], 576, WeightMemory::F32).unwrap().run(input.clone());
+        let int8 = Model::from_onnx(&bytes, &[1, 16, 5, 5], 576, WeightMemory::Int8).unwrap();
+        assert_eq!(int8.int8_matrices(), 0, "a grouped conv's weight is dequantised, not kept int8");
+        assert_eq!(int8.run(input).unwrap(), f32_logits.unwrap(), "the same weights as without proto_split");
+    }
+}
