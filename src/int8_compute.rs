@@ -38,7 +38,8 @@ use crate::int8_matmul::{
 
 /// How many matmuls run on the int8 kernel.
 pub fn int8_matmuls(model: &TypedModel) -> usize {
-    let on_kernel = |op: &OptMatMul| op.mmm.iter().any(|mmm| mmm.name() == KERNEL.mmm().name());
+    let kernel = KERNEL.mmm();
+    let on_kernel = |op: &OptMatMul| op.mmm.iter().any(|mmm| mmm.name() == kernel.name());
     model.nodes().iter().filter(|n| n.op_as::<OptMatMul>().is_some_and(on_kernel)).count()
 }
 

@@ -29,6 +29,7 @@ use tract_onnx::tract_core::ops::konst::Const;
 use tract_onnx::tract_core::ops::matmul::pack::DynPackedExoticFact;
 use tract_onnx::tract_core::ops::source::TypedSource;
 
+use crate::fold_weights::element_count;
 use crate::int8_compute::switch_with_weight_rows;
 use crate::proto_split::SplitWeights;
 
@@ -81,7 +82,7 @@ pub fn keep_packed_weights_int8(model: &mut TypedModel, mut by_name: LiftedWeigh
         consumers.extend(readers);
         replaced += 1;
         // Done with this weight: a decoded copy (not one read in place from the model's bytes) is freed.
-        if let Some(name) = &chain.lifted_name {
+        if let Int8Source::Lifted(name) = &chain.source {
             by_name.remove(name);
         }
     }
@@ -147,13 +148,10 @@ pub fn lifted_weights<'a>(lifted: Vec<TensorProto>, split: &SplitWeights<'a>) ->
     let mut by_name = HashMap::new();
     for t in lifted {
         let int8 = t.data_type == tract_onnx::pb::tensor_proto::DataType::Int8 as i32;
-        let dims: Vec<usize> = t.dims.iter().map(|&d| d as usize).collect();
+        let (count, dims) = (element_count(&t.dims), t.dims.iter().map(|&d| d as usize).collect());
         let name = t.name.clone();
         let values = split.take(t);
-        ensure!(
-            int8 && Some(values.len()) == dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d)),
-            "{name} is not raw int8 of its shape"
-        );
+        ensure!(int8 && count == Some(values.len()), "{name} is not raw int8 of its shape");
         by_name.insert(name, LiftedWeight { dims, values });
     }
     Ok(by_name)
@@ -162,13 +160,18 @@ pub fn lifted_weights<'a>(lifted: Vec<TensorProto>, split: &SplitWeights<'a>) ->
 /// What feeds a weight packer: an int8 Const, then (in any order) one Cast to f32, at most one Mul by a constant with
 /// one value per output channel, and reshapes that keep the row-major order. Anything else is left to tract.
 struct Int8Chain {
-    /// The int8 weight, as the Const holds it; None for a lifted weight.
-    source: Option<Arc<Tensor>>,
-    /// The lifted weight's name, when it is one.
-    lifted_name: Option<String>,
+    source: Int8Source,
     /// The Mul node and its constant operand.
     scale: Option<(usize, Arc<Tensor>)>,
     pack: usize,
+}
+
+/// Where a chain's int8 weight is.
+enum Int8Source {
+    /// A Const's tensor.
+    Const(Arc<Tensor>),
+    /// A lifted weight, by name.
+    Lifted(String),
 }
 
 /// The packer's input, which the int8 weight's values are (row-major), and the scale of each of its rows.
@@ -223,15 +226,15 @@ impl Int8Chain {
             match producer.op_as::<Const>() {
                 Some(konst) if konst.exotic_fact().is_none() => {
                     let (source, int8) = (konst.val().clone(), konst.val().datum_type() == i8::datum_type());
-                    let chain = Int8Chain { source: Some(source), lifted_name: None, scale, pack };
+                    let chain = Int8Chain { source: Int8Source::Const(source), scale, pack };
                     return Ok((int8 && casts == 1).then_some(chain));
                 }
                 Some(_) => return Ok(None),
                 None if producer.op_is::<TypedSource>() => {
                     // Lifted weights are int8 (lifted_weights).
-                    let name = Some(producer.name.clone()).filter(|n| lifted.contains_key(n));
-                    let chain = Int8Chain { source: None, lifted_name: name, scale, pack };
-                    return Ok((chain.lifted_name.is_some() && casts == 1).then_some(chain));
+                    let lifted = lifted.contains_key(&producer.name);
+                    let chain = Int8Chain { source: Int8Source::Lifted(producer.name.clone()), scale, pack };
+                    return Ok((lifted && casts == 1).then_some(chain));
                 }
                 None => node = producer,
             }
@@ -240,10 +243,9 @@ impl Int8Chain {
 
     /// The int8 weight's values, row-major.
     fn values<'s>(&'s self, lifted: &'s LiftedWeights) -> &'s [i8] {
-        match (&self.source, &self.lifted_name) {
-            (Some(tensor), _) => tensor.as_plain_ram().and_then(|v| v.as_slice::<i8>().ok()).unwrap_or(&[]),
-            (None, Some(name)) => lifted.get(name).map_or(&[], LiftedWeight::values),
-            (None, None) => &[],
+        match &self.source {
+            Int8Source::Const(tensor) => tensor.as_plain_ram().and_then(|v| v.as_slice::<i8>().ok()).unwrap_or(&[]),
+            Int8Source::Lifted(name) => lifted.get(name).map_or(&[], LiftedWeight::values),
         }
     }
 
@@ -294,13 +296,12 @@ impl Int8Chain {
     fn pack_int8(&self, layout: &Layout, lifted: &LiftedWeights) -> TractResult<Option<Int8Panels>> {
         let Layout { ref shape, ref strides, k_axis, mn_axis, k, mn, ref f32_format, ref packer, .. } = *layout;
         let lifted_tensor;
-        let source = match (&self.source, &self.lifted_name) {
-            (Some(tensor), _) => tensor.as_ref(),
-            (None, Some(name)) => {
+        let source = match &self.source {
+            Int8Source::Const(tensor) => tensor.as_ref(),
+            Int8Source::Lifted(name) => {
                 lifted_tensor = lifted.get(name).context("lifted weight")?.tensor()?;
                 &lifted_tensor
             }
-            (None, None) => return Ok(None),
         };
         // SAFETY: the view covers the source's elements exactly once (the same count, which the caller checked, and
         // natural strides), and i8 is the source's datum type (Int8Chain::find).
