@@ -308,49 +308,61 @@ fn integers(t: &TensorProto, raw: &[u8]) -> Option<Vec<i32>> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use prost::Message;
     use tract_onnx::pb::ModelProto;
 
     use super::*;
     use crate::proto_split::split_weights;
 
+    /// `DequantizeLinear(q, scale[, zero], axis 0) -> w`, then `Conv(x, w)` in `group` groups into y.
+    pub(crate) fn dequantize_then_conv(
+        q: TensorProto,
+        scale: TensorProto,
+        zero: Option<TensorProto>,
+        group: i64,
+    ) -> GraphProto {
+        let attr = |name: &str, i: i64| AttributeProto {
+            name: name.into(),
+            i,
+            r#type: AttributeType::Int as i32,
+            ..Default::default()
+        };
+        let dequantize = NodeProto {
+            op_type: "DequantizeLinear".into(),
+            input: [Some(&q), Some(&scale), zero.as_ref()].into_iter().flatten().map(|t| t.name.clone()).collect(),
+            output: vec!["w".into()],
+            attribute: vec![attr("axis", 0)],
+            ..Default::default()
+        };
+        let conv = NodeProto {
+            op_type: "Conv".into(),
+            input: vec!["x".into(), "w".into()],
+            output: vec!["y".into()],
+            attribute: vec![attr("group", group)],
+            ..Default::default()
+        };
+        let initializer = [Some(q), Some(scale), zero].into_iter().flatten().collect();
+        GraphProto { node: vec![dequantize, conv], initializer, ..Default::default() }
+    }
+
     /// A Conv whose weight is a per-channel DequantizeLinear with a zero point as large as the weight (4096
     /// channels), as bytes: both int8 tensors are large enough for proto_split to take them out.
     fn conv_with_zero_point(zero: i8) -> Vec<u8> {
         let channels = 4096;
-        let int8 = |name: &str, value: i8| TensorProto {
+        let int8 = |name: &str, dims: Vec<i64>, value: i8| TensorProto {
             name: name.into(),
-            dims: if name == "q" { vec![channels, 1, 1, 1] } else { vec![channels] },
+            dims,
             data_type: DataType::Int8 as i32,
             raw_data: vec![value as u8; channels as usize],
             ..Default::default()
         };
-        let axis =
-            AttributeProto { name: "axis".into(), i: 0, r#type: AttributeType::Int as i32, ..Default::default() };
-        let graph = GraphProto {
-            node: vec![
-                NodeProto {
-                    op_type: "DequantizeLinear".into(),
-                    input: vec!["q".into(), "scale".into(), "zero".into()],
-                    output: vec!["w".into()],
-                    attribute: vec![axis],
-                    ..Default::default()
-                },
-                NodeProto {
-                    op_type: "Conv".into(),
-                    input: vec!["x".into(), "w".into()],
-                    output: vec!["y".into()],
-                    ..Default::default()
-                },
-            ],
-            initializer: vec![
-                int8("q", 3),
-                f32_tensor("scale".into(), &[channels], &vec![0.5; channels as usize]),
-                int8("zero", zero),
-            ],
-            ..Default::default()
-        };
+        let graph = dequantize_then_conv(
+            int8("q", vec![channels, 1, 1, 1], 3),
+            f32_tensor("scale".into(), &[channels], &vec![0.5; channels as usize]),
+            Some(int8("zero", vec![channels], zero)),
+            1,
+        );
         ModelProto { graph: Some(graph), ..Default::default() }.encode_to_vec()
     }
 

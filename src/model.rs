@@ -180,14 +180,12 @@ pub fn use_threads(n: usize) {
 #[cfg(test)]
 mod tests {
     use prost::Message;
-    use tract_onnx::pb::attribute_proto::AttributeType;
     use tract_onnx::pb::tensor_proto::DataType;
     use tract_onnx::pb::tensor_shape_proto::{Dimension, dimension};
-    use tract_onnx::pb::{
-        AttributeProto, GraphProto, NodeProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto, type_proto,
-    };
+    use tract_onnx::pb::{OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto, type_proto};
 
     use super::*;
+    use crate::fold_weights::tests::dequantize_then_conv;
 
     fn value_info(name: &str, dims: &[i64]) -> ValueInfoProto {
         let dim = dims.iter().map(|&d| Dimension { value: Some(dimension::Value::DimValue(d)), ..Default::default() });
@@ -202,62 +200,26 @@ mod tests {
     /// A grouped Conv (which keep_weights_int8 leaves alone) on a per-channel int8 weight large enough for
     /// proto_split to take out of the bytes: its DequantizeLinear is folded, which needs the bytes put back.
     fn grouped_conv() -> Vec<u8> {
-        let attr = |name: &str, i: i64| AttributeProto {
-            name: name.into(),
-            i,
-            r#type: AttributeType::Int as i32,
+        let q = TensorProto {
+            name: "q".into(),
+            dims: vec![64, 8, 3, 3],
+            data_type: DataType::Int8 as i32,
+            raw_data: (0..64 * 8 * 9).map(|i| ((i * 37 % 255) as i32 - 127) as i8 as u8).collect(),
             ..Default::default()
         };
-        let q: Vec<u8> = (0..64 * 8 * 9).map(|i| ((i * 37 % 255) as i32 - 127) as i8 as u8).collect();
-        let scale: Vec<u8> = (0..64).flat_map(|c| (0.01 + c as f32 * 0.001).to_le_bytes()).collect();
-        let graph = GraphProto {
-            node: vec![
-                NodeProto {
-                    op_type: "DequantizeLinear".into(),
-                    input: vec!["q".into(), "scale".into()],
-                    output: vec!["w".into()],
-                    attribute: vec![attr("axis", 0)],
-                    ..Default::default()
-                },
-                NodeProto {
-                    op_type: "Conv".into(),
-                    input: vec!["x".into(), "w".into()],
-                    output: vec!["y".into()],
-                    attribute: vec![attr("group", 2)],
-                    ..Default::default()
-                },
-            ],
-            initializer: vec![
-                TensorProto {
-                    name: "q".into(),
-                    dims: vec![64, 8, 3, 3],
-                    data_type: DataType::Int8 as i32,
-                    raw_data: q,
-                    ..Default::default()
-                },
-                TensorProto {
-                    name: "scale".into(),
-                    dims: vec![64],
-                    data_type: DataType::Float as i32,
-                    raw_data: scale,
-                    ..Default::default()
-                },
-            ],
-            input: vec![value_info("x", &[1, 16, 5, 5])],
-            output: vec![value_info("y", &[1, 64, 3, 3])],
+        let scale = TensorProto {
+            name: "scale".into(),
+            dims: vec![64],
+            data_type: DataType::Float as i32,
+            raw_data: (0..64).flat_map(|c| (0.01 + c as f32 * 0.001).to_le_bytes()).collect(),
             ..Default::default()
         };
-        tract_onnx::pb::ModelProto {
-            ir_version: 8,
-            graph: Some(graph),
-            opset_import: vec![opset()],
-            ..Default::default()
-        }
-        .encode_to_vec()
-    }
-
-    fn opset() -> tract_onnx::pb::OperatorSetIdProto {
-        tract_onnx::pb::OperatorSetIdProto { domain: String::new(), version: 13 }
+        let mut graph = dequantize_then_conv(q, scale, None, 2);
+        graph.input = vec![value_info("x", &[1, 16, 5, 5])];
+        graph.output = vec![value_info("y", &[1, 64, 3, 3])];
+        let opset = OperatorSetIdProto { domain: String::new(), version: 13 };
+        ModelProto { ir_version: 8, graph: Some(graph), opset_import: vec![opset], ..Default::default() }
+            .encode_to_vec()
     }
 
     #[test]
