@@ -67,20 +67,19 @@ const wasmConfigs = [
   ['wrn-wasm', 'int8', 1], ['wrn-wasm int8-weights', 'int8', 1], ['wrn-wasm f32-weights', 'int8', 1], ['wrn-wasm', 'fp32', 1],
   ...['int8', 'ort-qdq-u8', 'ort-qop-u8'].flatMap((m) => [1, CORES].map((t) => ['onnxruntime-web', m, t])),
 ];
-for (const [engine, m, t] of wasmConfigs) {
+// wrn-wasm's threaded build, where built, runs in Node (worker_threads) and in the browser (Web Workers).
+const threadedBuilt = existsSync(join(root, 'pkg/threads/wrn_wasm_bg.wasm'));
+const threadedConfigs = threadedBuilt ? [...wasmConfigs.slice(0, 1), ['wrn-wasm', 'int8', CORES], ...wasmConfigs.slice(1)] : wasmConfigs;
+for (const [engine, m, t] of threadedConfigs) {
   const logits = join(out, `node-${engine.replace(' ', '-')}-${m}-${t}.f32`);
   const r = JSON.parse(sh('node', ['bench/wasm_node.mjs', wrnOrOrt(engine), models[m], input, String(t), String(RUNS), logits, weightsOf(engine)]));
   record('node', engine, m, t, r, logits);
 }
 
-// In the browser wrn-wasm also runs its threaded build (Node keeps the single-threaded one: wasm-bindgen-rayon
-// needs browser module workers).
-const threadedBuilt = existsSync(join(root, 'pkg/threads/wrn_wasm_bg.wasm'));
-const browserConfigs = threadedBuilt ? [...wasmConfigs.slice(0, 1), ['wrn-wasm', 'int8', CORES], ...wasmConfigs.slice(1)] : wasmConfigs;
 const { server, url } = await serve(root);
 const browser = await launch();
 try {
-  for (const [engine, m, t] of browserConfigs) {
+  for (const [engine, m, t] of threadedConfigs) {
     const modelUrl = '/' + models[m].slice(root.length);
     const q = new URLSearchParams({ engine: wrnOrOrt(engine), model: modelUrl, threads: t, runs: RUNS, weights: weightsOf(engine) });
     const { context, page, log } = await openPage(browser, `${url}bench/page/?${q}`);

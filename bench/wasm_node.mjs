@@ -13,12 +13,17 @@ const root = new URL('../', import.meta.url);
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function wrn() {
-  if (Number(threads) !== 1) throw new Error('wrn-wasm runs on one thread in Node');
-  const { default: init, WasmClassifier } = await import(new URL('pkg/wrn_wasm.js', root));
-  const wasmBytes = readFileSync(new URL('pkg/wrn_wasm_bg.wasm', root));
+  // More than one thread: the threaded build, its rayon pool on worker_threads (as the package's node.js does).
+  const build = new URL(Number(threads) > 1 ? 'pkg/threads/' : 'pkg/', root);
+  const { default: init, WasmClassifier, initThreadPool, useThreads } = await import(new URL('wrn_wasm.js', build));
+  const wasmBytes = readFileSync(new URL('wrn_wasm_bg.wasm', build));
   const manifest = readFileSync(new URL('model/manifest.json', root), 'utf8');
   const t0 = performance.now();
   const exports = await init({ module_or_path: wasmBytes });
+  if (Number(threads) > 1) {
+    await initThreadPool(Number(threads));
+    useThreads(Number(threads));
+  }
   const embedded = JSON.parse(manifest).model_file === basename(model);
   const classifier = embedded ? WasmClassifier.loadEmbedded(weights) : WasmClassifier.fromBytes(modelBytes, manifest, weights);
   const loadMs = performance.now() - t0;

@@ -1,23 +1,28 @@
 // The public API on top of the wasm boundary. Entry points (index.js, node.js) say how the .wasm is loaded.
-import { WasmClassifier } from './wrn_wasm.js';
 import { toRgba } from './inputs.js';
 
 let loadWasm = () => Promise.reject(new Error('wrn-wasm: no wasm loader (import the package, not this file)'));
 let wasmReady;
 
-/** @internal Entry points set how the .wasm is fetched and instantiated. */
+/**
+ * @internal Entry points set how the .wasm is fetched and instantiated: `loader({ threads })` resolves with
+ * `{ glue, threads }`, the wasm-bindgen module it instantiated and the threads it runs on.
+ */
 export function setWasmLoader(loader) {
   loadWasm = loader;
 }
 
-function ensureWasm() {
-  // One instantiation, shared; a failed one is retried on the next call.
-  wasmReady ??= Promise.resolve().then(() => loadWasm()).catch((e) => {
+function ensureWasm(options) {
+  // One instantiation per process, shared (the first load's options pick the build); a failed one is retried.
+  wasmReady ??= Promise.resolve().then(() => loadWasm(options)).catch((e) => {
     wasmReady = undefined;
     throw e;
   });
   return wasmReady;
 }
+
+// Only the loaders below construct classifiers.
+const internal = Symbol('wrn-wasm internal');
 
 function checkTopK(topK) {
   if (!Number.isInteger(topK) || topK < 1) throw new RangeError(`topK must be a positive integer, got ${topK}`);
@@ -33,28 +38,36 @@ function asBytes(model) {
 
 export class Classifier {
   #inner;
+  #threads;
 
   /** @internal use Classifier.load() or Classifier.fromBytes(). */
-  constructor(inner) {
-    if (!(inner instanceof WasmClassifier)) throw new TypeError('use Classifier.load() or Classifier.fromBytes()');
+  constructor(token, inner, threads) {
+    if (token !== internal) throw new TypeError('use Classifier.load() or Classifier.fromBytes()');
     this.#inner = inner;
+    this.#threads = threads;
   }
 
   /**
    * The model embedded in the package. `weights`: 'int8-compute' (default: int8 weights, integer arithmetic, the
    * fastest), 'int8' (int8 weights, f32 arithmetic: logits as onnxruntime's to 1e-4) or 'f32' (f32 weights, about
-   * three times the memory).
+   * three times the memory). `threads` (Node only; default: every core): how many threads run inference, fixed
+   * for the process by its first load.
    */
-  static async load({ weights } = {}) {
-    await ensureWasm();
-    return new Classifier(WasmClassifier.loadEmbedded(weights));
+  static async load({ weights, threads } = {}) {
+    const wasm = await ensureWasm({ threads });
+    return new Classifier(internal, wasm.glue.WasmClassifier.loadEmbedded(weights), wasm.threads);
   }
 
   /** A model from its ONNX bytes and manifest (object or JSON text; the embedded manifest when omitted). */
-  static async fromBytes(modelBytes, manifest, { weights } = {}) {
-    await ensureWasm();
+  static async fromBytes(modelBytes, manifest, { weights, threads } = {}) {
+    const wasm = await ensureWasm({ threads });
     const json = manifest === undefined || typeof manifest === 'string' ? manifest : JSON.stringify(manifest);
-    return new Classifier(WasmClassifier.fromBytes(asBytes(modelBytes), json, weights));
+    return new Classifier(internal, wasm.glue.WasmClassifier.fromBytes(asBytes(modelBytes), json, weights), wasm.threads);
+  }
+
+  /** How many threads run inference (1 in browsers' main thread: use ClassifierWorker for more). */
+  get threads() {
+    return this.#threads;
   }
 
   /** Top-k classes of an image, best first: [{ index, label, wnid, score }]. */

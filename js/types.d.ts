@@ -54,6 +54,8 @@ export interface ClassifierOf<Input> {
   info(): ModelInfo;
   /** Frees the model's memory now. */
   dispose(): void;
+  /** How many threads run inference. */
+  readonly threads: number;
 }
 
 export interface LoadOptions {
@@ -65,6 +67,12 @@ export interface LoadOptions {
    * - 'f32': f32 in memory, about three times the memory.
    */
   weights?: 'int8-compute' | 'int8' | 'f32';
+  /**
+   * Node only: how many threads run inference (default: every core, `os.availableParallelism()`). The first load
+   * in a process fixes it for the process. In browsers a classifier runs on the calling thread: use
+   * `ClassifierWorker` for more.
+   */
+  threads?: number;
 }
 
 /** How classifiers are made. */

@@ -1,7 +1,7 @@
 // The npm package as a Node user gets it: the packed tarball installed into an empty project, no flags.
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 
@@ -43,6 +43,24 @@ describe('wrn-wasm in Node', () => {
     assert.equal(info.weights.source, native[0].weights);
     assert.equal(info.params, 68_883_240);
     for (const p of out[0]) assert.deepEqual(Object.keys(p).sort(), ['index', 'label', 'score', 'wnid']);
+  });
+
+  test('threads: the threaded build on worker_threads gives the logits of one thread, and the script still ends by itself', () => {
+    // No process.exit: the pool's workers must not keep Node alive once the script is done.
+    const script = `
+      import { Classifier } from 'wrn-wasm';
+      const c = await Classifier.load({ threads: Number(process.argv[2]) });
+      const x = new Float32Array(3 * 224 * 224).map((_, i) => Math.sin(i / 97));
+      console.log(JSON.stringify({ threads: c.threads, logits: Array.from(c.logits(x)) }));`;
+    writeFileSync(join(app, 'threads.mjs'), script);
+    const withThreads = (n) => JSON.parse(run('node', ['threads.mjs', String(n)], { cwd: app, timeout: 120_000 }));
+    const [one, two] = [withThreads(1), withThreads(2)];
+    assert.equal(one.threads, 1);
+    assert.equal(two.threads, 2, 'the package ships the threaded build and Node runs it');
+    assert.equal(two.logits.length, 1000);
+    // The same tiles, whichever thread computes them: the same values, bit for bit.
+    assert.deepEqual(two.logits, one.logits);
+    assert.equal(shared.threads, availableParallelism(), 'by default, every core');
   });
 
   test('logits of a Pillow-preprocessed tensor equal onnxruntime on the same model file (within 2e-4 of their range)', () => {
@@ -128,6 +146,7 @@ describe('wrn-wasm in Node', () => {
       const c: Classifier = await Classifier.load();
       await Classifier.load({ weights: 'f32' });
       await Classifier.load({ weights: 'int8-compute' });
+      const threads: number = (await Classifier.load({ threads: 2 })).threads;
       // @ts-expect-error weights are int8-compute, int8 or f32
       await Classifier.load({ weights: 'int4' });
       const info: ModelInfo = c.info();
@@ -138,7 +157,7 @@ describe('wrn-wasm in Node', () => {
       await classify({ data: new Uint8Array(4), width: 1, height: 1 });
       // @ts-expect-error topK is a number
       await c.classify({ data: new Uint8Array(4), width: 1, height: 1 }, { topK: 'five' });
-      export { synthetic, label, scores };`;
+      export { synthetic, label, scores, threads };`;
     writeFileSync(join(app, 'check.ts'), ts);
     const tsc = join(root, 'node_modules/typescript/bin/tsc');
     run('node', [tsc, '--noEmit', '--strict', '--module', 'nodenext', '--moduleResolution', 'nodenext',
