@@ -12,6 +12,13 @@ export function setWasmLoader(loader) {
   loadWasm = loader;
 }
 
+function checkThreads(threads) {
+  if (threads !== undefined && (!Number.isInteger(threads) || threads < 1)) {
+    throw new RangeError(`threads must be a positive integer, got ${threads}`);
+  }
+  return threads;
+}
+
 function ensureWasm(options) {
   // One instantiation per process, shared (the first load's options pick the build); a failed one is retried.
   wasmReady ??= Promise.resolve().then(() => loadWasm(options)).catch((e) => {
@@ -54,13 +61,13 @@ export class Classifier {
    * for the process by its first load.
    */
   static async load({ weights, threads } = {}) {
-    const wasm = await ensureWasm({ threads });
+    const wasm = await ensureWasm({ threads: checkThreads(threads) });
     return new Classifier(internal, wasm.glue.WasmClassifier.loadEmbedded(weights), wasm.threads);
   }
 
   /** A model from its ONNX bytes and manifest (object or JSON text; the embedded manifest when omitted). */
   static async fromBytes(modelBytes, manifest, { weights, threads } = {}) {
-    const wasm = await ensureWasm({ threads });
+    const wasm = await ensureWasm({ threads: checkThreads(threads) });
     const json = manifest === undefined || typeof manifest === 'string' ? manifest : JSON.stringify(manifest);
     return new Classifier(internal, wasm.glue.WasmClassifier.fromBytes(asBytes(modelBytes), json, weights), wasm.threads);
   }

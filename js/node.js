@@ -21,7 +21,6 @@ async function threadedBuild() {
 }
 
 setWasmLoader(async ({ threads = availableParallelism() } = {}) => {
-  if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`threads must be a positive integer, got ${threads}`);
   const threaded = threads > 1 ? await threadedBuild() : undefined;
   if (!threaded) return { glue: await instantiate(singleThreaded, new URL('./', import.meta.url)), threads: 1 };
   const glue = await instantiate(threaded, new URL('./threads/', import.meta.url));

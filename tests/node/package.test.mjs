@@ -45,7 +45,7 @@ describe('wrn-wasm in Node', () => {
     for (const p of out[0]) assert.deepEqual(Object.keys(p).sort(), ['index', 'label', 'score', 'wnid']);
   });
 
-  test('threads: the threaded build on worker_threads gives the logits of one thread, and the script still ends by itself', () => {
+  test('threads: the threaded build on worker_threads gives the logits of one thread, and the script still ends by itself', async () => {
     // No process.exit: the pool's workers must not keep Node alive once the script is done.
     const script = `
       import { Classifier } from 'wrn-wasm';
@@ -61,6 +61,7 @@ describe('wrn-wasm in Node', () => {
     // The same tiles, whichever thread computes them: the same values, bit for bit.
     assert.deepEqual(two.logits, one.logits);
     assert.equal(shared.threads, availableParallelism(), 'by default, every core');
+    for (const threads of [0, -1, 1.5, '2']) await assert.rejects(pkg.Classifier.load({ threads }), RangeError, String(threads));
   });
 
   test('logits of a Pillow-preprocessed tensor equal onnxruntime on the same model file (within 2e-4 of their range)', () => {
