@@ -57,7 +57,7 @@ export class Classifier {
   /**
    * The model embedded in the package. `weights`: 'int8-compute' (default: int8 weights, integer arithmetic, the
    * fastest), 'int8' (int8 weights, f32 arithmetic: logits as onnxruntime's to 1e-4) or 'f32' (f32 weights, about
-   * three times the memory). `threads` (Node only; default: every core): how many threads run inference, fixed
+   * three times the memory). `threads` (Node only; default: every core up to 8): how many threads run inference, fixed
    * for the process by its first load.
    */
   static async load({ weights, threads } = {}) {

@@ -1,33 +1,49 @@
 // Node entry: the .wasm is read from the package folder. With threads, the threaded build (threads/) runs rayon's
-// pool on worker_threads (rayon-workers.js); without that build in the package, one thread.
+// pool on worker_threads (rayon-workers.js); without that build, or where workers cannot start, one thread.
 import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 
 import * as singleThreaded from './wrn_wasm.js';
 import { setWasmLoader } from './classifier.js';
 
+// Threads by default: every core, up to 8 (one image gains little from more, and each worker costs memory).
+const DEFAULT_THREADS = Math.min(availableParallelism(), 8);
+
 async function instantiate(glue, folder) {
   await glue.default({ module_or_path: await readFile(new URL('wrn_wasm_bg.wasm', folder)) });
   return glue;
 }
 
-async function threadedBuild() {
+async function threadedBuild(folder) {
   try {
-    return await import('./threads/wrn_wasm.js');
+    // Resolved at run time, not a literal: a bundler neither follows it nor breaks its workers' URLs (a bundled app
+    // gets one thread, as in browsers).
+    return await import(/* webpackIgnore: true */ /* @vite-ignore */ new URL('wrn_wasm.js', folder).href);
   } catch (e) {
     if (e?.code === 'ERR_MODULE_NOT_FOUND') return undefined; // a package built without it
     throw e;
   }
 }
 
-setWasmLoader(async ({ threads = availableParallelism() } = {}) => {
-  const threaded = threads > 1 ? await threadedBuild() : undefined;
-  if (!threaded) return { glue: await instantiate(singleThreaded, new URL('./', import.meta.url)), threads: 1 };
-  const glue = await instantiate(threaded, new URL('./threads/', import.meta.url));
-  await glue.initThreadPool(threads);
+async function withThreads(threads) {
+  const folder = new URL('./threads/', import.meta.url);
+  const threaded = await threadedBuild(folder);
+  if (!threaded) return undefined;
+  const glue = await instantiate(threaded, folder);
+  try {
+    await glue.initThreadPool(threads);
+  } catch (e) {
+    // No workers here (e.g. a permission model without worker_threads): one thread, said once.
+    process.emitWarning(`wrn-wasm: no thread pool (${e?.message ?? e}); running on one thread`);
+    return undefined;
+  }
   glue.useThreads(threads);
   return { glue, threads };
-});
+}
+
+setWasmLoader(async ({ threads = DEFAULT_THREADS } = {}) =>
+  (threads > 1 && (await withThreads(threads))) ||
+  { glue: await instantiate(singleThreaded, new URL('./', import.meta.url)), threads: 1 });
 
 export { Classifier, classify } from './classifier.js';
 export { toRgba } from './inputs.js';

@@ -5,7 +5,9 @@
 // memory, says it is ready, then becomes one rayon thread (`wbg_rayon_start_worker`, which never returns); once all
 // are ready, `builder.build()` makes them rayon's global pool.
 
-const inNode = typeof self === 'undefined' && typeof globalThis.process?.versions?.node === 'string';
+// Node (or a runtime with its worker_threads), and neither a page nor a Web Worker.
+const inNode = typeof globalThis.process?.versions?.node === 'string' && typeof window === 'undefined' &&
+  typeof WorkerGlobalScope === 'undefined';
 
 /** What a worker needs: the compiled module, the shared memory, the threads' hand-over channel, the glue's URL. */
 function workerInit(module, memory, builder) {
@@ -66,18 +68,24 @@ if (inNode) {
 
 async function startNodeWorkers(init, n) {
   const { Worker } = await import('node:worker_threads');
-  return Promise.all(Array.from({ length: n }, () => new Promise((resolve, reject) => {
-    const worker = new Worker(new URL(import.meta.url), { workerData: POOL_WORKER });
-    worker.once('error', reject);
-    worker.once('exit', (code) => reject(new Error(`wrn-wasm: a thread-pool worker exited (code ${code}) before it was ready`)));
-    worker.once('message', () => {
-      worker.removeAllListeners('exit');
-      // A rayon thread never ends: unreferenced, it does not keep the process alive once the app is done.
-      worker.unref();
-      resolve(worker);
-    });
-    worker.postMessage(init);
-  })));
+  const started = Array.from({ length: n }, () => new Worker(new URL(import.meta.url), { workerData: POOL_WORKER }));
+  try {
+    return await Promise.all(started.map((worker) => new Promise((resolve, reject) => {
+      worker.once('error', reject);
+      worker.once('exit', (code) => reject(new Error(`wrn-wasm: a thread-pool worker exited (code ${code}) before it was ready`)));
+      worker.once('message', () => {
+        worker.removeAllListeners('exit');
+        // A rayon thread never ends: unreferenced, it does not keep the process alive once the app is done.
+        worker.unref();
+        resolve(worker);
+      });
+      worker.postMessage(init);
+    })));
+  } catch (e) {
+    // No pool without all of them: none is left behind.
+    for (const worker of started) worker.terminate();
+    throw e;
+  }
 }
 
 export async function startWorkers(module, memory, builder) {

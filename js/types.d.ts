@@ -68,7 +68,7 @@ export interface LoadOptions {
    */
   weights?: 'int8-compute' | 'int8' | 'f32';
   /**
-   * Node only: how many threads run inference (default: every core, `os.availableParallelism()`). The first load
+   * Node only: how many threads run inference (default: every core up to 8, `os.availableParallelism()`). The first load
    * in a process fixes it for the process. In browsers a classifier runs on the calling thread: use
    * `ClassifierWorker` for more.
    */

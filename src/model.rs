@@ -165,11 +165,9 @@ impl Model {
     }
 }
 
-/// Runs matrix products on `n` threads from now on (1: single-threaded). Results are the same bit for bit: tract splits
-/// the work by output panels, never a dot product. In wasm the threads are wasm-bindgen-rayon's pool, which JS must
-/// have started with `initThreadPool` first.
-/// Grows wasm's memory in one step by about what a load will hold: its weights (about the size of the file) and the
-/// graph around them (a quarter more covers WRN-50-2's). The allocator grows the memory as it runs out, often by one
+/// Grows wasm's memory in one step by about what a load will hold: the weights (with int8 weights, about the size of
+/// the file; f32 weights hold four times as much, and grow the memory further as they go) and the graph around them
+/// (a quarter more covers WRN-50-2's). The allocator grows the memory as it runs out, often by one
 /// 64 KB page, and V8 answers grown memory with full garbage collections of the JS heap: ~14 in a load of the
 /// embedded model in Node. One block allocated and freed at once grows the memory once, and the allocator serves the
 /// load from it (freed memory is reused; wasm's memory never shrinks). Measured in Node: 3 collections, ~10% off the
@@ -181,6 +179,9 @@ fn reserve_memory(bytes: usize) {
     }
 }
 
+/// Runs matrix products on `n` threads from now on (1: single-threaded). Results are the same bit for bit: tract splits
+/// the work by output panels, never a dot product. In wasm the threads are wasm-bindgen-rayon's pool, which JS must
+/// have started with `initThreadPool` first (Web Workers in browsers, worker_threads in Node: js/rayon-workers.js).
 #[cfg(feature = "threads")]
 pub fn use_threads(n: usize) {
     use tract_linalg::multithread::{Executor, set_default_executor};

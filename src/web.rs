@@ -15,7 +15,8 @@ fn start() {
     console_error_panic_hook::set_once();
 }
 
-/// Starts `n` Web Workers sharing this module's memory (the threaded build only; JS: `await initThreadPool(n)`).
+/// Starts `n` workers sharing this module's memory, Web Workers or Node's worker_threads (js/rayon-workers.js), as
+/// rayon's pool (the threaded build only; JS: `await initThreadPool(n)`).
 #[cfg(feature = "threads")]
 pub use wasm_bindgen_rayon::init_thread_pool;
 

@@ -1,6 +1,6 @@
 // The npm package as a Node user gets it: the packed tarball installed into an empty project, no flags.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
@@ -51,7 +51,12 @@ describe('wrn-wasm in Node', () => {
       import { Classifier } from 'wrn-wasm';
       const c = await Classifier.load({ threads: Number(process.argv[2]) });
       const x = new Float32Array(3 * 224 * 224).map((_, i) => Math.sin(i / 97));
-      console.log(JSON.stringify({ threads: c.threads, logits: Array.from(c.logits(x)) }));`;
+      const logits = Array.from(c.logits(x));
+      // CPU time of the whole process (every thread) over the wall time of a few inferences: above 1, threads worked.
+      const [cpu, wall] = [process.cpuUsage(), performance.now()];
+      for (let i = 0; i < 3; i++) c.logits(x);
+      const busy = process.cpuUsage(cpu).user / 1000 / (performance.now() - wall);
+      console.log(JSON.stringify({ threads: c.threads, logits, busy }));`;
     writeFileSync(join(app, 'threads.mjs'), script);
     const withThreads = (n) => JSON.parse(run('node', ['threads.mjs', String(n)], { cwd: app, timeout: 120_000 }));
     const [one, two] = [withThreads(1), withThreads(2)];
@@ -60,7 +65,13 @@ describe('wrn-wasm in Node', () => {
     assert.equal(two.logits.length, 1000);
     // The same tiles, whichever thread computes them: the same values, bit for bit.
     assert.deepEqual(two.logits, one.logits);
-    assert.equal(shared.threads, availableParallelism(), 'by default, every core');
+    if (availableParallelism() > 1) assert.ok(two.busy > 1.25, `2 threads kept ${two.busy.toFixed(2)} cores busy`);
+    // A package without the threaded build: one thread, the same logits.
+    rmSync(join(app, 'node_modules/wrn-wasm/threads'), { recursive: true });
+    const fallback = withThreads(2);
+    assert.equal(fallback.threads, 1);
+    assert.deepEqual(fallback.logits, one.logits);
+    assert.equal(shared.threads, Math.min(availableParallelism(), 8), 'by default, every core up to 8');
     for (const threads of [0, -1, 1.5, '2']) await assert.rejects(pkg.Classifier.load({ threads }), RangeError, String(threads));
   });
 
