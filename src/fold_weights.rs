@@ -133,20 +133,17 @@ pub fn lift_int8_weights(graph: &mut GraphProto, names: &HashSet<String>, split:
         std::mem::take(&mut graph.initializer).into_iter().zip(lift).partition(|(_, lift)| *lift);
     graph.initializer = kept.into_iter().map(|(t, _)| t).collect();
     let lifted: Vec<TensorProto> = lifted.into_iter().map(|(t, _)| t).collect();
-    for t in &lifted {
-        let dim =
-            t.dims.iter().map(|&d| Dimension { value: Some(dimension::Value::DimValue(d)), ..Default::default() });
-        let tensor = type_proto::Tensor {
-            elem_type: DataType::Int8 as i32,
-            shape: Some(TensorShapeProto { dim: dim.collect() }),
-        };
-        graph.input.push(ValueInfoProto {
-            name: t.name.clone(),
-            r#type: Some(TypeProto { value: Some(type_proto::Value::TensorType(tensor)), ..Default::default() }),
-            ..Default::default()
-        });
-    }
+    graph.input.extend(lifted.iter().map(|t| tensor_value_info(&t.name, DataType::Int8, &t.dims)));
     lifted
+}
+
+/// A graph input or output: a tensor named `name` of `elem_type` and fixed `dims`.
+pub(crate) fn tensor_value_info(name: &str, elem_type: DataType, dims: &[i64]) -> ValueInfoProto {
+    let dim = dims.iter().map(|&d| Dimension { value: Some(dimension::Value::DimValue(d)), ..Default::default() });
+    let tensor =
+        type_proto::Tensor { elem_type: elem_type as i32, shape: Some(TensorShapeProto { dim: dim.collect() }) };
+    let r#type = Some(TypeProto { value: Some(type_proto::Value::TensorType(tensor)), ..Default::default() });
+    ValueInfoProto { name: name.into(), r#type, ..Default::default() }
 }
 
 /// Elements of a tensor of these dims; None for a negative dim or an overflow.
@@ -228,7 +225,7 @@ fn binary(op: &str, name: String, a: String, b: String, y: String) -> NodeProto 
     NodeProto { name, op_type: op.into(), input: vec![a, b], output: vec![y], ..Default::default() }
 }
 
-fn f32_tensor(name: String, dims: &[i64], values: &[f32]) -> TensorProto {
+pub(crate) fn f32_tensor(name: String, dims: &[i64], values: &[f32]) -> TensorProto {
     TensorProto {
         name,
         dims: dims.to_vec(),

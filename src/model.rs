@@ -82,7 +82,7 @@ impl Model {
     /// Decodes ONNX bytes, folds constant weight dequantisation, types the graph for `input_shape` and optimises it,
     /// keeping the weights as `weights` says.
     pub fn from_onnx(bytes: &[u8], input_shape: &[usize], output_len: usize, weights: WeightMemory) -> Result<Model> {
-        reserve_memory(bytes.len() + bytes.len() / 4);
+        reserve_memory(bytes.len());
         let int8 = weights != WeightMemory::F32;
         // With int8 weights, the large ones are read in place (proto_split); f32 weights would be copies anyway.
         let (split_bytes, split) = if int8 { split_weights(bytes).unzip() } else { (None, None) };
@@ -172,10 +172,10 @@ impl Model {
 /// embedded model in Node. One block allocated and freed at once grows the memory once, and the allocator serves the
 /// load from it (freed memory is reused; wasm's memory never shrinks). Measured in Node: 3 collections, ~10% off the
 /// load, and no more memory once the first inference has run (165 MB against 167).
-fn reserve_memory(bytes: usize) {
+fn reserve_memory(model_bytes: usize) {
     if cfg!(target_arch = "wasm32") {
         // black_box: an allocation nothing reads may be optimised away.
-        drop(std::hint::black_box(Vec::<u8>::with_capacity(bytes)));
+        drop(std::hint::black_box(Vec::<u8>::with_capacity(model_bytes + model_bytes / 4)));
     }
 }
 
@@ -196,21 +196,11 @@ pub fn use_threads(n: usize) {
 mod tests {
     use prost::Message;
     use tract_onnx::pb::tensor_proto::DataType;
-    use tract_onnx::pb::tensor_shape_proto::{Dimension, dimension};
-    use tract_onnx::pb::{OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto, type_proto};
+    use tract_onnx::pb::{OperatorSetIdProto, TensorProto};
 
     use super::*;
     use crate::fold_weights::tests::dequantize_then_conv;
-
-    fn value_info(name: &str, dims: &[i64]) -> ValueInfoProto {
-        let dim = dims.iter().map(|&d| Dimension { value: Some(dimension::Value::DimValue(d)), ..Default::default() });
-        let tensor = type_proto::Tensor {
-            elem_type: DataType::Float as i32,
-            shape: Some(TensorShapeProto { dim: dim.collect() }),
-        };
-        let r#type = Some(TypeProto { value: Some(type_proto::Value::TensorType(tensor)), ..Default::default() });
-        ValueInfoProto { name: name.into(), r#type, ..Default::default() }
-    }
+    use crate::fold_weights::{f32_tensor, tensor_value_info};
 
     /// A grouped Conv (which keep_weights_int8 leaves alone) on a per-channel int8 weight large enough for
     /// proto_split to take out of the bytes: its DequantizeLinear is folded, which needs the bytes put back.
@@ -219,19 +209,13 @@ mod tests {
             name: "q".into(),
             dims: vec![64, 8, 3, 3],
             data_type: DataType::Int8 as i32,
-            raw_data: (0..64 * 8 * 9).map(|i| ((i * 37 % 255) as i32 - 127) as i8 as u8).collect(),
+            raw_data: (0..64 * 8 * 9).map(|i| ((i * 37 % 255) - 127) as i8 as u8).collect(),
             ..Default::default()
         };
-        let scale = TensorProto {
-            name: "scale".into(),
-            dims: vec![64],
-            data_type: DataType::Float as i32,
-            raw_data: (0..64).flat_map(|c| (0.01 + c as f32 * 0.001).to_le_bytes()).collect(),
-            ..Default::default()
-        };
+        let scale = f32_tensor("scale".into(), &[64], &(0..64).map(|c| 0.01 + c as f32 * 0.001).collect::<Vec<_>>());
         let mut graph = dequantize_then_conv(q, scale, None, 2);
-        graph.input = vec![value_info("x", &[1, 16, 5, 5])];
-        graph.output = vec![value_info("y", &[1, 64, 3, 3])];
+        graph.input = vec![tensor_value_info("x", DataType::Float, &[1, 16, 5, 5])];
+        graph.output = vec![tensor_value_info("y", DataType::Float, &[1, 64, 3, 3])];
         let opset = OperatorSetIdProto { domain: String::new(), version: 13 };
         ModelProto { ir_version: 8, graph: Some(graph), opset_import: vec![opset], ..Default::default() }
             .encode_to_vec()
