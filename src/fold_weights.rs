@@ -19,6 +19,7 @@ use crate::proto_split::SplitWeights;
 
 /// Replaces every DequantizeLinear whose inputs are all initializers by an f32 initializer of the same name as its
 /// output. Returns how many were folded.
+#[inline(never)] // a step of Model::from_onnx
 pub fn fold_constant_dequantize(graph: &mut GraphProto) -> Result<usize> {
     let mut folded = 0;
     let nodes = std::mem::take(&mut graph.node);
@@ -52,6 +53,7 @@ fn drop_unused_initializers(graph: &mut GraphProto) {
 /// per-output-channel scale commutes with the product; tract moves it back onto the weight as `Mul(Cast(q), scale)`,
 /// the same f32 products as DequantizeLinear). No f32 copy of the weights is made here. Returns the names of the int8
 /// tensors it reads through a Cast now; call [`fold_constant_dequantize`] afterwards for any other DequantizeLinear.
+#[inline(never)] // a step of Model::from_onnx
 pub fn keep_weights_int8(graph: &mut GraphProto, split: &SplitWeights) -> Result<HashSet<String>> {
     let producers: HashMap<String, NodeProto> = graph
         .node
@@ -116,6 +118,7 @@ pub fn keep_weights_int8(graph: &mut GraphProto, split: &SplitWeights) -> Result
 /// each one's `Cast -> Mul` in full: the small ones folded into f32 (4x their size), the ones above its 4 MiB
 /// folding budget on every optimiser pass, only to drop the result for its size. That was most of the load time
 /// (natively 0.85 s of 1.3 s).
+#[inline(never)] // a step of Model::from_onnx
 pub fn lift_int8_weights(graph: &mut GraphProto, names: &HashSet<String>, split: &SplitWeights) -> Vec<TensorProto> {
     let other: HashSet<&str> =
         graph.node.iter().filter(|n| n.op_type != "Cast").flat_map(|n| n.input.iter().map(String::as_str)).collect();

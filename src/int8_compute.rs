@@ -65,6 +65,7 @@ impl WeightsAre {
 /// pair panels of an int8 weight given by rows, as the model stores it: `m` rows of `k` values, row r at
 /// `q[r * row_stride..]`, with one scale per row. Each panel is then a transposition of 16-bit pairs, without the
 /// detour through tract's packing. Returns false, changing nothing, if the kernel cannot run this matmul.
+#[inline(never)] // a step of Model::from_onnx
 pub fn switch_with_weight_rows(
     model: &mut TypedModel,
     id: usize,

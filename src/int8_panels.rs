@@ -66,18 +66,8 @@ pub fn keep_packed_weights_int8(model: &mut TypedModel, mut by_name: LiftedWeigh
             }
             _ => false,
         };
-        if !switched {
-            let Some(panels) = chain.pack_int8(&layout, &by_name)? else {
-                continue;
-            };
-            let batch: TVec<usize> = model.outlet_fact(output)?.shape.as_concrete().context("packed shape")?.into();
-            let storage = PackedMatrixStorage::new_batched(&batch, tvec![Box::new(panels) as Box<dyn MMMInputValue>]);
-            let fact = model.outlet_fact(output)?.exotic_fact.clone();
-            let konst = Const::new_with_opt_exotic_fact(Arc::new(storage.into_tensor(f32::datum_type())), fact)?;
-            let mut patch = TypedModelPatch::default();
-            let wire = patch.wire_node(format!("{}.int8", model.node(pack).name), konst, &[])?[0];
-            patch.shunt_outside(model, output, wire)?;
-            patch.apply(model)?;
+        if !switched && !replace_with_int8_panels(model, pack, &chain, &layout, &by_name)? {
+            continue;
         }
         consumers.extend(readers);
         replaced += 1;
@@ -88,7 +78,42 @@ pub fn keep_packed_weights_int8(model: &mut TypedModel, mut by_name: LiftedWeigh
     }
     // Drops the int8 constants, casts and packers nothing reads any more.
     model.compact()?;
-    // A lifted weight some chain still reads goes back in as a constant (tract then casts it at every run).
+    restore_lifted_weights(model, &lifted_names, &by_name)?;
+    Ok(replaced)
+}
+
+/// Packer `pack`'s output replaced by the int8 panels of `chain`'s weight, if it can be.
+#[inline(never)] // a step of Model::from_onnx
+fn replace_with_int8_panels(
+    model: &mut TypedModel,
+    pack: usize,
+    chain: &Int8Chain,
+    layout: &Layout,
+    by_name: &LiftedWeights,
+) -> TractResult<bool> {
+    let Some(panels) = chain.pack_int8(layout, by_name)? else {
+        return Ok(false);
+    };
+    let output = OutletId::new(pack, 0);
+    let batch: TVec<usize> = model.outlet_fact(output)?.shape.as_concrete().context("packed shape")?.into();
+    let storage = PackedMatrixStorage::new_batched(&batch, tvec![Box::new(panels) as Box<dyn MMMInputValue>]);
+    let fact = model.outlet_fact(output)?.exotic_fact.clone();
+    let konst = Const::new_with_opt_exotic_fact(Arc::new(storage.into_tensor(f32::datum_type())), fact)?;
+    let mut patch = TypedModelPatch::default();
+    let wire = patch.wire_node(format!("{}.int8", model.node(pack).name), konst, &[])?[0];
+    patch.shunt_outside(model, output, wire)?;
+    patch.apply(model)?;
+    Ok(true)
+}
+
+/// The lifted weights (`lifted_names`) are model inputs no more: a weight some chain still reads goes back in as a
+/// constant (tract then casts it at every run).
+#[inline(never)] // a step of Model::from_onnx
+fn restore_lifted_weights(
+    model: &mut TypedModel,
+    lifted_names: &HashSet<String>,
+    by_name: &LiftedWeights,
+) -> TractResult<()> {
     let lifted_inputs: Vec<usize> =
         model.inputs.iter().map(|o| o.node).filter(|&id| lifted_names.contains(&model.node(id).name)).collect();
     for &id in &lifted_inputs {
@@ -102,8 +127,7 @@ pub fn keep_packed_weights_int8(model: &mut TypedModel, mut by_name: LiftedWeigh
         }
     }
     model.inputs.retain(|o| !lifted_inputs.contains(&o.node));
-    model.compact()?;
-    Ok(replaced)
+    model.compact()
 }
 
 /// The matmul and its input that `output` feeds, if that matmul is its only reader and the weight's rows hold K
@@ -144,6 +168,7 @@ impl LiftedWeight<'_> {
 }
 
 /// The lifted weights by name, each one's values read in place if proto_split took them out of the model's bytes.
+#[inline(never)] // a step of Model::from_onnx
 pub fn lifted_weights<'a>(lifted: Vec<TensorProto>, split: &SplitWeights<'a>) -> TractResult<LiftedWeights<'a>> {
     let mut by_name = HashMap::new();
     for t in lifted {
@@ -188,6 +213,7 @@ struct Layout {
 }
 
 impl Int8Chain {
+    #[inline(never)] // a step of Model::from_onnx
     fn find(model: &TypedModel, pack: usize, lifted: &LiftedWeights) -> TractResult<Option<Int8Chain>> {
         let is_const = |o: &OutletId| model.node(o.node).op_is::<Const>();
         let (mut scale, mut casts) = (None, 0);
@@ -250,6 +276,7 @@ impl Int8Chain {
     }
 
     /// What the packer packs, if the int8 weight's values are it (with one scale per row).
+    #[inline(never)] // a step of Model::from_onnx
     fn layout(&self, model: &TypedModel) -> TractResult<Option<Layout>> {
         let pack = model.node(self.pack);
         let input = model.outlet_fact(pack.inputs[0])?;

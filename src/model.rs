@@ -81,14 +81,20 @@ impl std::fmt::Debug for Model {
 impl Model {
     /// Decodes ONNX bytes, folds constant weight dequantisation, types the graph for `input_shape` and optimises it,
     /// keeping the weights as `weights` says.
+    ///
+    /// Load code in wasm: V8 runs each function first as its baseline compiler made it, and recompiles the ones that
+    /// get hot in the background, on threads that share the cores with the load. A function this load calls once
+    /// gains nothing from it (the new code serves its next call), and a large one costs the most to recompile. So the
+    /// load's steps are functions of their own (`#[inline(never)]`, "a step of Model::from_onnx"), and this function
+    /// stays small: in Node, the CPU spent recompiling during a load went from ~510 to ~390 ms, and
+    /// instantiate+load from 456 to 436 ms (median of 10).
     pub fn from_onnx(bytes: &[u8], input_shape: &[usize], output_len: usize, weights: WeightMemory) -> Result<Model> {
         reserve_memory(bytes.len());
         let int8 = weights != WeightMemory::F32;
         // With int8 weights, the large ones are read in place (proto_split); f32 weights would be copies anyway.
         let (split_bytes, split) = if int8 { split_weights(bytes).unzip() } else { (None, None) };
         let split = split.unwrap_or_default();
-        let mut proto = ModelProto::decode(split_bytes.as_deref().unwrap_or(bytes))
-            .map_err(|e| Error::Model(format!("not an ONNX model: {e}")))?;
+        let mut proto = decode(split_bytes.as_deref().unwrap_or(bytes))?;
         drop(split_bytes);
         let graph = proto.graph.as_mut().ok_or_else(|| Error::Model("ONNX model has no graph".into()))?;
         let lifted = if int8 {
@@ -103,7 +109,7 @@ impl Model {
         graph.value_info.clear();
         let model =
             tract_onnx::onnx().model_for_proto_model(&proto)?.with_input_fact(0, f32::fact(input_shape).into())?;
-        drop(proto);
+        drop_model(proto);
         let mut model = model.into_optimized()?;
         let int8_matrices =
             if int8 { keep_packed_weights_int8(&mut model, lifted, weights == WeightMemory::Int8Compute)? } else { 0 };
@@ -163,6 +169,18 @@ impl Model {
     pub fn input_shape(&self) -> &[usize] {
         &self.input_shape
     }
+}
+
+/// The ONNX protobuf decoded.
+#[inline(never)] // a step of Model::from_onnx
+fn decode(bytes: &[u8]) -> Result<ModelProto> {
+    ModelProto::decode(bytes).map_err(|e| Error::Model(format!("not an ONNX model: {e}")))
+}
+
+/// The protobuf freed, node by node.
+#[inline(never)] // a step of Model::from_onnx
+fn drop_model(proto: ModelProto) {
+    drop(proto);
 }
 
 /// Grows wasm's memory in one step by about what a load will hold: the weights (with int8 weights, about the size of

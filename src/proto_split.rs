@@ -59,6 +59,7 @@ impl<'a> SplitWeights<'a> {
 /// The model's bytes without the raw data of its large int8 initializers, and those data. None if it has none (an
 /// f32 model: nothing to gain from a copy of its bytes), or if the bytes are not well-formed protobuf (prost, given
 /// them as they are, then says what is wrong).
+#[inline(never)] // a step of Model::from_onnx
 pub fn split_weights(model: &[u8]) -> Option<(Vec<u8>, SplitWeights<'_>)> {
     let model_fields = fields(model)?;
     let graphs = || model_fields.iter().filter(|f| f.number == MODEL_GRAPH).filter_map(|f| f.payload);
