@@ -13,7 +13,9 @@
 //! Any other matmul keeps tract's kernel and the int8 weights widened as it runs (int8_panels).
 
 use std::alloc::Layout;
+use std::cell::RefCell;
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 
 use tract_linalg::WeightType;
@@ -32,8 +34,8 @@ use tract_onnx::tract_core::ops::matmul::optimized::{MatMulOperand, OptMatMul, P
 use tract_onnx::tract_core::ops::matmul::pack::DynPackedExoticFact;
 
 use crate::int8_matmul::{
-    MR, NR, activation_panel_bytes, pack_weight_panel_rows, product_tile, quantize_activation_panel, tile,
-    weight_panel_bytes,
+    MR, NR, activation_panel_bytes, pack_weight_panel_rows, product_tile, product_tile_widened,
+    quantize_activation_panel, tile, tile_widened, weight_panel_bytes, widen_weight_panel, widened_weight_panel_len,
 };
 
 /// How many matmuls run on the int8 kernel.
@@ -280,11 +282,15 @@ fn run_kernel(specs: &[FusedKerSpec<f32>]) -> isize {
             }
             FusedKerSpec::AddMatMul { k, pa, pb, packing: 0 } => {
                 // SAFETY: pa and pb are whole panels of PairPanels for this k, weights then activations.
-                let product = unsafe { product_tile(pa, pb, k, tile) };
+                // The weight panel is the same for a whole row of tiles: widened once for all of them.
+                let product = WIDENED.with_borrow_mut(|widened| unsafe {
+                    product_tile_widened(pa, widened.panel(pa, k), pb, k, tile_widened)
+                });
                 each(&mut ab, &|v, r, c| v + product[r][c]);
             }
             FusedKerSpec::AddMatMul { k, pa, pb, packing: 1 } => {
-                // SAFETY: as above, activations then weights: the tile is the transpose (MR = NR).
+                // SAFETY: as above, activations then weights: the tile is the transpose (MR = NR). The weight panel
+                // changes from tile to tile: the kernel widens it as it reads.
                 let product = unsafe { product_tile(pb, pa, k, tile) };
                 each(&mut ab, &|v, r, c| v + product[c][r]);
             }
@@ -293,6 +299,47 @@ fn run_kernel(specs: &[FusedKerSpec<f32>]) -> isize {
         }
     }
     0
+}
+
+/// How many [`PairPanels`] were dropped: a copy cached under a panel's address ([`WidenedPanel`]) is stale once this
+/// moves, as the address may then hold another panel.
+static PANELS_DROPPED: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    static WIDENED: RefCell<WidenedPanel> = const {
+        RefCell::new(WidenedPanel { panel: std::ptr::null(), k: 0, dropped: 0, values: Vec::new() })
+    };
+}
+
+/// The weight panel this thread widened last to i16 ([`widen_weight_panel`]), for the kernel that reads it so
+/// ([`tile_widened`]), with the address, K and drop count it was made for. tract walks a matmul's tiles row of A by
+/// row of A: with the weights as A (packing 0), one widened panel serves a whole row of tiles.
+///
+/// (Keeping every panel of a matmul widened, for the weights as B too, measured no faster: B's panels are read from
+/// beyond L1 for each tile, twice the bytes once widened.)
+struct WidenedPanel {
+    panel: *const u8,
+    k: usize,
+    dropped: usize,
+    values: Vec<i16>,
+}
+
+impl WidenedPanel {
+    /// Weight panel `a`, widened: the one kept, or made now.
+    ///
+    /// # Safety
+    /// `a` points at a whole weight panel for `k`; the pointer returned is valid until the next call.
+    unsafe fn panel(&mut self, a: *const u8, k: usize) -> *const i16 {
+        let dropped = PANELS_DROPPED.load(Ordering::Acquire);
+        if (self.panel, self.k, self.dropped) != (a, k, dropped) {
+            self.values.resize(widened_weight_panel_len(k), 0);
+            // SAFETY: the caller's.
+            let panel = unsafe { std::slice::from_raw_parts(a, weight_panel_bytes(k)) };
+            widen_weight_panel(panel, k, &mut self.values);
+            (self.panel, self.k, self.dropped) = (a, k, dropped);
+        }
+        self.values.as_ptr()
+    }
 }
 
 fn at(store: &OutputStoreKer, r: usize, c: usize) -> *mut f32 {
@@ -484,6 +531,13 @@ impl MMMInputValue for PairPanels {
     }
 }
 
+impl Drop for PairPanels {
+    fn drop(&mut self) {
+        // Its bytes may be freed now: widened copies cached by address are stale.
+        PANELS_DROPPED.fetch_add(1, Ordering::Release);
+    }
+}
+
 impl std::hash::Hash for PairPanels {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         (self.format, self.mn, self.k, self.bytes.as_ptr()).hash(state)
@@ -540,4 +594,25 @@ impl TypedOp for QuantizeActivations {
     }
 
     as_op!();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A widened panel is kept by address: once a panel has been dropped, the same address may hold other weights,
+    /// which must be widened anew.
+    #[test]
+    fn widened_panel_is_made_anew_after_a_drop() {
+        let k = 5;
+        let mut bytes = vec![0u8; weight_panel_bytes(k)];
+        bytes[MR * 4] = 3;
+        let mut widened = WidenedPanel { panel: std::ptr::null(), k: 0, dropped: 0, values: Vec::new() };
+        // SAFETY: a whole weight panel for k, read before the next call.
+        assert_eq!(unsafe { *widened.panel(bytes.as_ptr(), k) }, 3);
+        // Other weights at the same address, as after a drop and a new allocation.
+        bytes[MR * 4] = -7i8 as u8;
+        PANELS_DROPPED.fetch_add(1, Ordering::Release);
+        assert_eq!(unsafe { *widened.panel(bytes.as_ptr(), k) }, -7);
+    }
 }

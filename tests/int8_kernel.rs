@@ -3,8 +3,9 @@
 
 use wrn_wasm::int8_matmul::{
     MR, NR, PackedWeights, QuantizedActivations, activation_panel_bytes, activation_qmax, matmul, matmul_with,
-    pack_weight_panel, pack_weight_panel_rows, quantize_activation_panel, quantize_activation_panel_portable,
-    tile_portable, weight_panel_bytes,
+    pack_weight_panel, pack_weight_panel_rows, product_tile, product_tile_widened, quantize_activation_panel,
+    quantize_activation_panel_portable, tile, tile_portable, tile_widened, tile_widened_portable, weight_panel_bytes,
+    widen_weight_panel, widened_weight_panel_len,
 };
 
 #[cfg(target_arch = "wasm32")]
@@ -118,5 +119,29 @@ fn weight_panels_from_rows_are_the_value_by_value_ones() {
         pack_weight_panel_rows(&mut fast, k, &scales, &row_slices);
         pack_weight_panel(&mut reference, k, &scales, |r, kk| matrix[r * stride + kk]);
         assert!(fast == reference, "k = {k}, {rows} rows");
+    }
+}
+
+/// The kernel on weights widened beforehand (the build's and the portable one) gives the tiles of the kernel that
+/// widens as it reads: odd and even K, short and WRN-50-2's longest, a full panel and a last one of fewer rows.
+#[test]
+fn widened_weights_give_the_same_tiles() {
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    for (k, rows) in [(1, MR), (2, 3), (27, MR), (576, MR), (1153, 5), (9216, MR)] {
+        let q: Vec<i8> = (0..rows * k).map(|_| rng.int8()).collect();
+        let scales: Vec<f32> = (0..rows).map(|_| 0.001 + rng.unit()).collect();
+        let mut weights = vec![0u8; weight_panel_bytes(k)];
+        pack_weight_panel(&mut weights, k, &scales, |r, kk| q[r * k + kk]);
+        let columns: Vec<f32> = (0..k * NR).map(|_| rng.unit() - 0.25).collect();
+        let mut activations = vec![0u8; activation_panel_bytes(k)];
+        quantize_activation_panel(&mut activations, &columns, k, NR);
+        let mut widened = vec![0i16; widened_weight_panel_len(k)];
+        widen_weight_panel(&weights, k, &mut widened);
+        let (a, b, w) = (weights.as_ptr(), activations.as_ptr(), widened.as_ptr());
+        // SAFETY: whole panels of the same K, and `widened` holds `weights`' values.
+        let reference = unsafe { product_tile(a, b, k, tile_portable) };
+        assert!(reference == unsafe { product_tile(a, b, k, tile) }, "k = {k}: the build's kernel");
+        assert!(reference == unsafe { product_tile_widened(a, w, b, k, tile_widened_portable) }, "k = {k}: portable");
+        assert!(reference == unsafe { product_tile_widened(a, w, b, k, tile_widened) }, "k = {k}: the build's");
     }
 }
