@@ -4,14 +4,13 @@
 //! would constant-evaluate those nodes through a generic broadcasting path during analysis (~4.5 s for WRN-50-2).
 //! - f32: [`fold_constant_dequantize`] computes `(q - zero) * scale` here in a plain loop (~0.1 s) and leaves tract an
 //!   fp32 graph: the same numbers as onnxruntime's DequantizeLinear.
-//! - int8: [`keep_weights_int8`] and [`lift_int8_weights`] hand tract the int8 tensors behind a Cast and a Mul, as
-//!   model inputs; int8_panels takes over from there.
+//! - int8: [`lift_int8_weights`] takes the int8 tensors out as f32-typed model inputs read by their Conv directly,
+//!   with their scales aside; int8_panels takes over from there.
 
 use std::collections::{HashMap, HashSet};
 
-use tract_onnx::pb::attribute_proto::AttributeType;
 use tract_onnx::pb::tensor_shape_proto::{Dimension, dimension};
-use tract_onnx::pb::{AttributeProto, GraphProto, NodeProto, TensorProto, tensor_proto::DataType};
+use tract_onnx::pb::{GraphProto, NodeProto, TensorProto, tensor_proto::DataType};
 use tract_onnx::pb::{TensorShapeProto, TypeProto, ValueInfoProto, type_proto};
 
 use crate::error::{Error, Result};
@@ -48,96 +47,61 @@ fn drop_unused_initializers(graph: &mut GraphProto) {
     graph.initializer.retain(|_| keep.next().unwrap_or(true));
 }
 
-/// Rewrites every Conv or Gemm (transB=1) whose weight is a per-output-channel symmetric DequantizeLinear of
-/// constants into `Cast(int8 -> f32) -> Conv/Gemm -> Mul(scale) -> Add(bias)`, a form tract analyses fast (a
-/// per-output-channel scale commutes with the product; tract moves it back onto the weight as `Mul(Cast(q), scale)`,
-/// the same f32 products as DequantizeLinear). No f32 copy of the weights is made here. Returns the names of the int8
-/// tensors it reads through a Cast now; call [`fold_constant_dequantize`] afterwards for any other DequantizeLinear.
+/// Takes every Conv or Gemm (transB=1) whose weight is a per-output-channel symmetric DequantizeLinear of an int8
+/// constant (raw bytes, in the tensor or taken out by proto_split, read by nothing else) off its DequantizeLinear:
+/// the Conv reads the int8 tensor's name directly, and that name becomes a graph input of type f32 and the same
+/// shape. Returns those int8 tensors, each with its per-channel scales; int8_panels packs them once tract has
+/// optimised the graph, each row (output channel) times its scale: the very products of DequantizeLinear.
+///
+/// As constants, tract would evaluate each weight's dequantisation in full: the small ones folded into f32 (4x their
+/// size), the ones above its 4 MiB folding budget on every optimiser pass, only to drop the result for its size.
+/// That was most of the load time (natively 0.85 s of 1.3 s). Read by the Conv itself, each weight is one node of
+/// tract's graph (its Source), where a `Cast -> Conv -> Mul(scales) -> Add(bias)` rewrite took four and two
+/// constants: 231 nodes for WRN-50-2 instead of 447, which tract's typing, decluttering and codegen all walk (Node,
+/// instantiate+load: 394 against 435 ms, median of 8 alternating loads).
 #[inline(never)] // a step of Model::from_onnx
-pub fn keep_weights_int8(graph: &mut GraphProto, split: &SplitWeights) -> Result<HashSet<String>> {
+pub fn lift_int8_weights(graph: &mut GraphProto, split: &SplitWeights) -> Result<Vec<(TensorProto, Vec<f32>)>> {
     let producers: HashMap<String, NodeProto> = graph
         .node
         .iter()
         .filter(|n| n.op_type == "DequantizeLinear")
         .filter_map(|n| Some((n.output.first()?.clone(), n.clone())))
         .collect();
-    let mut rewritten = HashSet::new();
-    let mut new_inits = Vec::new();
-    let nodes = std::mem::take(&mut graph.node);
-    let mut out = Vec::with_capacity(nodes.len());
-    for node in nodes {
-        let Some(plan) = int8_plan(graph, split, &producers, &node) else {
-            out.push(node);
+    let mut readers: HashMap<&str, usize> = HashMap::new();
+    for name in graph.node.iter().flat_map(|n| &n.input) {
+        *readers.entry(name.as_str()).or_default() += 1;
+    }
+    let mut lift: HashMap<String, Vec<f32>> = HashMap::new();
+    let mut rewired = Vec::new();
+    for (i, node) in graph.node.iter().enumerate() {
+        let Some(Int8Plan { q_name, scale }) = int8_plan(graph, split, &producers, node) else {
             continue;
         };
-        let Int8Plan { q_name, scale, bias, shape } = plan;
-        let y = node.output[0].clone();
-        // New names derive from the output's, which ONNX makes unique (node names may be empty or repeated).
-        let name = y.clone();
-        let cast = format!("{name}.weight_f32");
-        let raw = format!("{name}.unscaled");
-        let scaled = format!("{name}.scaled");
-        rewritten.insert(q_name.clone());
-        out.push(NodeProto {
-            name: format!("{name}/cast_weight"),
-            op_type: "Cast".into(),
-            input: vec![q_name],
-            output: vec![cast.clone()],
-            attribute: vec![AttributeProto {
-                name: "to".into(),
-                i: DataType::Float as i64,
-                r#type: AttributeType::Int as i32,
-                ..Default::default()
-            }],
-            ..Default::default()
-        });
-        let mut product = node;
-        product.input = vec![product.input[0].clone(), cast];
-        product.output = vec![raw.clone()];
-        out.push(product);
-        new_inits.push(f32_tensor(format!("{name}.channel_scale"), &shape, &scale));
-        let after_scale = if bias.is_some() { scaled.clone() } else { y.clone() };
-        out.push(binary("Mul", format!("{name}/mul_scale"), raw, format!("{name}.channel_scale"), after_scale.clone()));
-        if let Some(values) = bias {
-            new_inits.push(f32_tensor(format!("{name}.channel_bias"), &shape, &values));
-            out.push(binary("Add", format!("{name}/add_bias"), after_scale, format!("{name}.channel_bias"), y));
+        // The DequantizeLinear feeds this node alone, and its int8 tensor feeds that DequantizeLinear alone.
+        if readers.get(node.input[1].as_str()) != Some(&1) || readers.get(q_name.as_str()) != Some(&1) {
+            continue;
         }
+        rewired.push((i, q_name.clone()));
+        lift.insert(q_name, scale);
     }
-    // The DequantizeLinear nodes of the rewritten weights have no reader left.
-    let used: HashSet<String> = out.iter().flat_map(|n| n.input.iter().cloned()).collect();
-    out.retain(|n| n.op_type != "DequantizeLinear" || n.output.iter().any(|o| used.contains(o)));
-    graph.node = out;
-    graph.initializer.extend(new_inits);
-    drop_unused_initializers(graph);
-    Ok(rewritten)
-}
-
-/// Takes the int8 weights [`keep_weights_int8`] rewrote (`names`; those read by Casts only, stored as raw bytes, in
-/// the tensor or taken out by proto_split) out of the initializers and declares them graph inputs of the same name,
-/// returning them; int8_panels packs them once tract has optimised the graph. As constants, tract would evaluate
-/// each one's `Cast -> Mul` in full: the small ones folded into f32 (4x their size), the ones above its 4 MiB
-/// folding budget on every optimiser pass, only to drop the result for its size. That was most of the load time
-/// (natively 0.85 s of 1.3 s).
-#[inline(never)] // a step of Model::from_onnx
-pub fn lift_int8_weights(graph: &mut GraphProto, names: &HashSet<String>, split: &SplitWeights) -> Vec<TensorProto> {
-    let other: HashSet<&str> =
-        graph.node.iter().filter(|n| n.op_type != "Cast").flat_map(|n| n.input.iter().map(String::as_str)).collect();
-    let lift: Vec<bool> = graph
-        .initializer
-        .iter()
-        .map(|t| {
-            names.contains(&t.name)
-                && !other.contains(t.name.as_str())
-                && t.data_type == DataType::Int8 as i32
-                && element_count(&t.dims) == Some(split.raw_data(t).len())
-        })
-        .collect();
+    for (i, q_name) in rewired {
+        graph.node[i].input[1] = q_name;
+    }
+    // The DequantizeLinear nodes of the lifted weights have no reader left.
+    let used: HashSet<String> = graph.node.iter().flat_map(|n| n.input.iter().cloned()).collect();
+    graph.node.retain(|n| n.op_type != "DequantizeLinear" || n.output.iter().any(|o| used.contains(o)));
     let (lifted, kept): (Vec<_>, Vec<_>) =
-        std::mem::take(&mut graph.initializer).into_iter().zip(lift).partition(|(_, lift)| *lift);
-    graph.initializer = kept.into_iter().map(|(t, _)| t).collect();
-    let lifted: Vec<TensorProto> = lifted.into_iter().map(|(t, _)| t).collect();
-    graph.input.extend(lifted.iter().map(|t| tensor_value_info(&t.name, DataType::Int8, &t.dims)));
-    lifted
+        std::mem::take(&mut graph.initializer).into_iter().partition(|t| lift.contains_key(&t.name));
+    graph.initializer = kept;
+    drop_unused_initializers(graph);
+    graph.input.extend(lifted.iter().map(|t| tensor_value_info(&t.name, DataType::Float, &t.dims)));
+    Ok(lifted
+        .into_iter()
+        .map(|t| {
+            let scale = lift.remove(&t.name).unwrap_or_default();
+            (t, scale)
+        })
+        .collect())
 }
 
 /// A graph input or output: a tensor named `name` of `elem_type` and fixed `dims`.
@@ -156,11 +120,8 @@ pub fn element_count(dims: &[i64]) -> Option<usize> {
 
 struct Int8Plan {
     q_name: String,
+    /// One per output channel.
     scale: Vec<f32>,
-    /// The bias, one value per output channel.
-    bias: Option<Vec<f32>>,
-    /// Shape of the scale and bias for the product's output: [1, C, 1, ...] for a Conv's [N, C, ...], [C] for Gemm.
-    shape: Vec<i64>,
 }
 
 /// What it takes to run `node` on its int8 weight, if it qualifies.
@@ -190,10 +151,11 @@ fn int8_plan(
     if axis != 0 && axis != -(q.dims.len() as i64) {
         return None;
     }
-    if (is_conv && q.dims.len() < 3) || node.output.is_empty() || node.input.is_empty() {
+    if (is_conv && q.dims.len() < 3) || node.output.is_empty() {
         return None;
     }
-    if q.data_type != DataType::Int8 as i32 {
+    // Raw int8 bytes, all of them: what int8_panels reads.
+    if q.data_type != DataType::Int8 as i32 || element_count(&q.dims) != Some(split.raw_data(q).len()) {
         return None;
     }
     let scale = floats(initializer(graph, dq.input.get(1)?)?)?;
@@ -209,25 +171,10 @@ fn int8_plan(
     if !zero_is_0 || scale.len() != channels {
         return None;
     }
-    let bias = match node.input.get(2).filter(|b| !b.is_empty()) {
-        Some(bias) => Some(initializer(graph, bias).and_then(floats).filter(|b| b.len() == channels)?),
-        None => None,
-    };
-    // One value per output channel: axis 1 of a Conv's output [N, C, ...], the last axis of a Gemm's [N, C].
-    let shape = if is_conv {
-        let mut shape = vec![1i64; q.dims.len()];
-        shape[1] = channels as i64;
-        shape
-    } else {
-        vec![channels as i64]
-    };
-    Some(Int8Plan { q_name: q.name.clone(), scale, bias, shape })
+    Some(Int8Plan { q_name: q.name.clone(), scale })
 }
 
-fn binary(op: &str, name: String, a: String, b: String, y: String) -> NodeProto {
-    NodeProto { name, op_type: op.into(), input: vec![a, b], output: vec![y], ..Default::default() }
-}
-
+#[cfg(test)]
 pub(crate) fn f32_tensor(name: String, dims: &[i64], values: &[f32]) -> TensorProto {
     TensorProto {
         name,
@@ -312,6 +259,9 @@ pub(crate) mod tests {
     use prost::Message;
     use tract_onnx::pb::ModelProto;
 
+    use tract_onnx::pb::AttributeProto;
+    use tract_onnx::pb::attribute_proto::AttributeType;
+
     use super::*;
     use crate::proto_split::split_weights;
 
@@ -374,8 +324,12 @@ pub(crate) mod tests {
             let mut proto = ModelProto::decode(split_bytes.as_slice()).unwrap();
             let graph = proto.graph.as_mut().unwrap();
             assert!(graph.initializer.iter().all(|t| t.name == "scale" || t.raw_data.is_empty()), "both were split");
-            let names = keep_weights_int8(graph, &split).unwrap();
-            assert_eq!(names.contains("q"), rewritten, "zero point {zero}: rewritten only if symmetric");
+            let lifted = lift_int8_weights(graph, &split).unwrap();
+            assert_eq!(
+                lifted.iter().any(|(t, _)| t.name == "q"),
+                rewritten,
+                "zero point {zero}: lifted only if symmetric"
+            );
         }
     }
 }

@@ -1,12 +1,12 @@
 //! Keeps the weights int8 inside tract's optimised plan, widened to f32 one matrix at a time as it runs.
 //!
 //! With weights folded to f32, tract holds 276 MB of packed f32 panels for WRN-50-2, and wasm memory never shrinks
-//! from its load peak (~650 MB). Instead, fold_weights hands tract `Cast(int8) -> Conv -> Mul(scale)` with each int8
-//! weight as a model input (so that tract's constant folding leaves it alone), and tract builds a plan that would
-//! cast, scale and pack every weight at every run. This module then packs each int8 weight once, in exactly the
-//! layout tract's f32 packer uses, with one scale per row. The matmul asks for A panel by panel
-//! ([`MMMInputValue::panel_bytes`]) and gets `q as f32 * scale`, the very product tract's Cast and Mul (and ONNX's
-//! DequantizeLinear) compute. A chain of any other shape is left to tract, its weight given back as a constant.
+//! from its load peak (~650 MB). Instead, fold_weights hands tract each int8 weight as an f32 model input read by its
+//! Conv (so that tract's constant folding leaves it alone), its int8 values and per-channel scales aside, and tract
+//! builds a plan that would pack that input at every run. This module then packs each int8 weight once, in exactly
+//! the layout tract's f32 packer uses, with one scale per row. The matmul asks for A panel by panel
+//! ([`MMMInputValue::panel_bytes`]) and gets `q as f32 * scale`, the very product ONNX's DequantizeLinear computes. A
+//! chain of any other shape is left to tract, its weight given back as a constant (dequantised).
 //! For int8 compute, the same chain hands the weight's rows to int8_compute instead, which packs them its own way.
 
 use std::alloc;
@@ -52,7 +52,7 @@ pub fn keep_packed_weights_int8(model: &mut TypedModel, mut by_name: LiftedWeigh
         let Some(chain) = Int8Chain::find(model, pack, &by_name)? else {
             continue;
         };
-        let Some(layout) = chain.layout(model)? else {
+        let Some(layout) = chain.layout(model, &by_name)? else {
             continue;
         };
         let q = chain.values(&by_name);
@@ -106,8 +106,8 @@ fn replace_with_int8_panels(
     Ok(true)
 }
 
-/// The lifted weights (`lifted_names`) are model inputs no more: a weight some chain still reads goes back in as a
-/// constant (tract then casts it at every run).
+/// The lifted weights (`lifted_names`) are model inputs no more: a weight some chain still reads goes back in as an
+/// f32 constant.
 #[inline(never)] // a step of Model::from_onnx
 fn restore_lifted_weights(
     model: &mut TypedModel,
@@ -119,9 +119,11 @@ fn restore_lifted_weights(
     for &id in &lifted_inputs {
         if let Some(weight) = by_name.get(&model.node(id).name) {
             let mut patch = TypedModelPatch::default();
-            let wire =
-                patch.wire_node(format!("{}.const", model.node(id).name), Const::new(weight.tensor()?.into())?, &[])?
-                    [0];
+            let wire = patch.wire_node(
+                format!("{}.const", model.node(id).name),
+                Const::new(weight.dequantized()?.into())?,
+                &[],
+            )?[0];
             patch.shunt_outside(model, OutletId::new(id, 0), wire)?;
             patch.apply(model)?;
         }
@@ -148,10 +150,12 @@ fn pair_weights_input(
 /// The lifted int8 weights by name.
 pub type LiftedWeights<'a> = HashMap<String, LiftedWeight<'a>>;
 
-/// One lifted int8 weight: its dims and its values, where they lie in the model's bytes or as decoded.
+/// One lifted int8 weight: its dims, its values (where they lie in the model's bytes, or as decoded) and the scale of
+/// each output channel (axis 0).
 pub struct LiftedWeight<'a> {
     dims: Vec<usize>,
     values: Cow<'a, [u8]>,
+    scale: Vec<f32>,
 }
 
 impl LiftedWeight<'_> {
@@ -165,25 +169,41 @@ impl LiftedWeight<'_> {
         // SAFETY: every byte is a valid i8.
         unsafe { Tensor::from_raw::<i8>(&self.dims, &self.values) }
     }
+
+    /// The weight in f32, each value times its channel's scale (ONNX's DequantizeLinear).
+    fn dequantized(&self) -> TractResult<Tensor> {
+        let per_channel = self.values.len() / self.scale.len().max(1);
+        let values: Vec<f32> =
+            self.values().iter().enumerate().map(|(i, &q)| q as f32 * self.scale[i / per_channel]).collect();
+        Tensor::from_shape(&self.dims, &values)
+    }
 }
 
 /// The lifted weights by name, each one's values read in place if proto_split took them out of the model's bytes.
 #[inline(never)] // a step of Model::from_onnx
-pub fn lifted_weights<'a>(lifted: Vec<TensorProto>, split: &SplitWeights<'a>) -> TractResult<LiftedWeights<'a>> {
+pub fn lifted_weights<'a>(
+    lifted: Vec<(TensorProto, Vec<f32>)>,
+    split: &SplitWeights<'a>,
+) -> TractResult<LiftedWeights<'a>> {
     let mut by_name = HashMap::new();
-    for t in lifted {
+    for (t, scale) in lifted {
         let int8 = t.data_type == tract_onnx::pb::tensor_proto::DataType::Int8 as i32;
-        let (count, dims) = (element_count(&t.dims), t.dims.iter().map(|&d| d as usize).collect());
+        let (count, dims): (_, Vec<usize>) = (element_count(&t.dims), t.dims.iter().map(|&d| d as usize).collect());
         let name = t.name.clone();
         let values = split.take(t);
         ensure!(int8 && count == Some(values.len()), "{name} is not raw int8 of its shape");
-        by_name.insert(name, LiftedWeight { dims, values });
+        ensure!(
+            dims.first() == Some(&scale.len()) && values.len().is_multiple_of(scale.len()),
+            "{name}: one scale per output channel"
+        );
+        by_name.insert(name, LiftedWeight { dims, values, scale });
     }
     Ok(by_name)
 }
 
 /// What feeds a weight packer: an int8 Const, then (in any order) one Cast to f32, at most one Mul by a constant with
-/// one value per output channel, and reshapes that keep the row-major order. Anything else is left to tract.
+/// one value per output channel, and reshapes that keep the row-major order; or a lifted weight (an f32 Source whose
+/// int8 values and scales are aside) and such reshapes. Anything else is left to tract.
 struct Int8Chain {
     source: Int8Source,
     /// The Mul node and its constant operand.
@@ -257,10 +277,11 @@ impl Int8Chain {
                 }
                 Some(_) => return Ok(None),
                 None if producer.op_is::<TypedSource>() => {
-                    // Lifted weights are int8 (lifted_weights).
+                    // Lifted weights are int8 with their scales aside (lifted_weights), behind reshapes only.
                     let lifted = lifted.contains_key(&producer.name);
+                    let only_reshapes = casts == 0 && scale.is_none();
                     let chain = Int8Chain { source: Int8Source::Lifted(producer.name.clone()), scale, pack };
-                    return Ok((lifted && casts == 1).then_some(chain));
+                    return Ok((lifted && only_reshapes).then_some(chain));
                 }
                 None => node = producer,
             }
@@ -277,7 +298,7 @@ impl Int8Chain {
 
     /// What the packer packs, if the int8 weight's values are it (with one scale per row).
     #[inline(never)] // a step of Model::from_onnx
-    fn layout(&self, model: &TypedModel) -> TractResult<Option<Layout>> {
+    fn layout(&self, model: &TypedModel, lifted: &LiftedWeights) -> TractResult<Option<Layout>> {
         let pack = model.node(self.pack);
         let input = model.outlet_fact(pack.inputs[0])?;
         let output = model.outlet_fact(pack.id.into())?;
@@ -299,10 +320,10 @@ impl Int8Chain {
         let mapping = pack.op.as_typed().context("typed")?.axes_mapping(&[input], &[output])?;
         let (k_axis, mn_axis) = (mapping.axis('K')?.inputs[0][0], mapping.axis('M')?.inputs[0][0]);
         let (k, mn) = (shape[k_axis], shape[mn_axis]);
-        let Some(scale) = self.row_scales(model, shape, mn_axis)? else {
+        let Some(scale) = self.row_scales(model, shape, mn_axis, lifted)? else {
             return Ok(None);
         };
-        // The chain's reshapes keep row-major order and the Cast and the Mul are elementwise (what the panels undo),
+        // The chain's reshapes keep row-major order and its Cast and Mul, if any, are elementwise (what the panels undo),
         // so the packer's input is the int8 weight's values in the packer's shape, unless the Mul broadcast a
         // smaller weight: then it is not. (The count is checked against the values when they are read.)
         let (shape, strides) = (shape.into(), Tensor::natural_strides(shape));
@@ -349,10 +370,25 @@ impl Int8Chain {
         Ok(Some(Int8Panels::new(fact, mn, r, panel_len, f32_format.alignment_bytes.max(16), values, scale)))
     }
 
-    /// One scale per row of the packed matrix (rows padded to whole panels with 0), from the Mul's operand. None
-    /// when the operand is not one value per output channel, or the reshapes after it move the channels.
-    fn row_scales(&self, model: &TypedModel, packed_shape: &[usize], mn_axis: usize) -> TractResult<Option<Vec<f32>>> {
+    /// One scale per row of the packed matrix (rows padded to whole panels with 0), from a lifted weight's scales or
+    /// from the Mul's operand. None when they are not one value per output channel, or the reshapes after them move
+    /// the channels.
+    fn row_scales(
+        &self,
+        model: &TypedModel,
+        packed_shape: &[usize],
+        mn_axis: usize,
+        lifted: &LiftedWeights,
+    ) -> TractResult<Option<Vec<f32>>> {
         let mn = packed_shape[mn_axis];
+        // Reshapes keep row-major order, so channel c (of `shape`'s `axis`) stays row c iff the channel axis has the
+        // same size and the same number of elements after it on both sides.
+        let inner = |shape: &[usize], axis: usize| shape[axis + 1..].iter().product::<usize>();
+        if let Int8Source::Lifted(name) = &self.source {
+            let weight = lifted.get(name).context("lifted weight")?;
+            let rows_are_channels = weight.dims[0] == mn && inner(&weight.dims, 0) == inner(packed_shape, mn_axis);
+            return Ok(rows_are_channels.then(|| weight.scale.clone()));
+        }
         let Some((mul, operand)) = &self.scale else {
             return Ok(Some(vec![1.0; mn]));
         };
@@ -368,9 +404,6 @@ impl Int8Chain {
         let ([axis], true) = (channel_axes.as_slice(), operand.rank() == scaled.len()) else {
             return Ok(None);
         };
-        // Reshapes keep row-major order, so channel c stays row c iff the channel axis has the same size and the
-        // same number of elements after it on both sides.
-        let inner = |shape: &[usize], axis: usize| shape[axis + 1..].iter().product::<usize>();
         if scaled[*axis] != mn || inner(scaled, *axis) != inner(packed_shape, mn_axis) {
             return Ok(None);
         }
@@ -595,5 +628,22 @@ impl fmt::Debug for Int8Panels {
 impl fmt::Display for Int8Panels {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(self, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A lifted weight that no chain took is put back dequantised, as DequantizeLinear computes it: each output
+    /// channel (axis 0) times its own scale.
+    #[test]
+    fn a_lifted_weight_dequantises_per_output_channel() {
+        let values: Vec<u8> = [1i8, -2, 3, 4, -128, 127].iter().map(|&q| q as u8).collect();
+        let weight = LiftedWeight { dims: vec![2, 3, 1, 1], values: Cow::Owned(values), scale: vec![0.5, 0.25] };
+        let tensor = weight.dequantized().unwrap();
+        assert_eq!(tensor.shape(), &[2, 3, 1, 1]);
+        let got: Vec<f32> = tensor.to_plain_array_view::<f32>().unwrap().iter().copied().collect();
+        assert_eq!(got, [0.5, -1.0, 1.5, 1.0, -32.0, 31.75]);
     }
 }

@@ -7,7 +7,7 @@ use tract_onnx::pb::ModelProto;
 use tract_onnx::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::fold_weights::{fold_constant_dequantize, keep_weights_int8, lift_int8_weights};
+use crate::fold_weights::{fold_constant_dequantize, lift_int8_weights};
 use crate::int8_compute;
 use crate::int8_panels::{LiftedWeights, keep_packed_weights_int8, lifted_weights};
 use crate::proto_split::split_weights;
@@ -96,12 +96,8 @@ impl Model {
         let mut proto = decode(split_bytes.as_deref().unwrap_or(bytes))?;
         drop(split_bytes);
         let graph = proto.graph.as_mut().ok_or_else(|| Error::Model("ONNX model has no graph".into()))?;
-        let lifted = if int8 {
-            let rewritten = keep_weights_int8(graph, &split)?;
-            lifted_weights(lift_int8_weights(graph, &rewritten, &split), &split)?
-        } else {
-            LiftedWeights::new()
-        };
+        let lifted =
+            if int8 { lifted_weights(lift_int8_weights(graph, &split)?, &split)? } else { LiftedWeights::new() };
         split.restore(graph);
         fold_constant_dequantize(graph)?;
         // Shapes recorded for intermediate values can disagree with what tract infers (batch dimension): let it infer.
@@ -219,7 +215,7 @@ mod tests {
     use crate::fold_weights::tests::dequantize_then_conv;
     use crate::fold_weights::{f32_tensor, tensor_value_info};
 
-    /// A grouped Conv (which keep_weights_int8 leaves alone) on a per-channel int8 weight large enough for
+    /// A grouped Conv (which lift_int8_weights leaves alone) on a per-channel int8 weight large enough for
     /// proto_split to take out of the bytes: its DequantizeLinear is folded, which needs the bytes put back.
     fn grouped_conv() -> Vec<u8> {
         let q = TensorProto {
