@@ -4,8 +4,8 @@
 //! would constant-evaluate those nodes through a generic broadcasting path during analysis (~4.5 s for WRN-50-2).
 //! - f32: [`fold_constant_dequantize`] computes `(q - zero) * scale` here in a plain loop (~0.1 s) and leaves tract an
 //!   fp32 graph: the same numbers as onnxruntime's DequantizeLinear.
-//! - int8: [`lift_int8_weights`] takes the int8 tensors out as f32-typed model inputs read by their Conv directly,
-//!   with their scales aside; int8_panels takes over from there.
+//! - int8: [`lift_int8_weights`] takes the int8 tensors out as f32-typed model inputs read by their Conv or Gemm
+//!   directly, with their scales aside; int8_panels takes over from there.
 
 use std::collections::{HashMap, HashSet};
 
@@ -49,16 +49,15 @@ fn drop_unused_initializers(graph: &mut GraphProto) {
 
 /// Takes every Conv or Gemm (transB=1) whose weight is a per-output-channel symmetric DequantizeLinear of an int8
 /// constant (raw bytes, in the tensor or taken out by proto_split, read by nothing else) off its DequantizeLinear:
-/// the Conv reads the int8 tensor's name directly, and that name becomes a graph input of type f32 and the same
+/// the node reads the int8 tensor's name directly, and that name becomes a graph input of type f32 and the same
 /// shape. Returns those int8 tensors, each with its per-channel scales; int8_panels packs them once tract has
 /// optimised the graph, each row (output channel) times its scale: the very products of DequantizeLinear.
 ///
 /// As constants, tract would evaluate each weight's dequantisation in full: the small ones folded into f32 (4x their
 /// size), the ones above its 4 MiB folding budget on every optimiser pass, only to drop the result for its size.
-/// That was most of the load time (natively 0.85 s of 1.3 s). Read by the Conv itself, each weight is one node of
+/// That was most of the load time (natively 0.85 s of 1.3 s). Read by its node itself, each weight is one node of
 /// tract's graph (its Source), where a `Cast -> Conv -> Mul(scales) -> Add(bias)` rewrite took four and two
-/// constants: 231 nodes for WRN-50-2 instead of 447, which tract's typing, decluttering and codegen all walk (Node,
-/// instantiate+load: 394 against 435 ms, median of 8 alternating loads).
+/// constants: half the nodes for tract's typing, decluttering and codegen to walk.
 #[inline(never)] // a step of Model::from_onnx
 pub fn lift_int8_weights(graph: &mut GraphProto, split: &SplitWeights) -> Result<Vec<(TensorProto, Vec<f32>)>> {
     let producers: HashMap<String, NodeProto> = graph
@@ -67,10 +66,13 @@ pub fn lift_int8_weights(graph: &mut GraphProto, split: &SplitWeights) -> Result
         .filter(|n| n.op_type == "DequantizeLinear")
         .filter_map(|n| Some((n.output.first()?.clone(), n.clone())))
         .collect();
+    // Graph outputs count as readers; a name that is a graph input already (as initializers were listed in older
+    // files) is left alone.
     let mut readers: HashMap<&str, usize> = HashMap::new();
-    for name in graph.node.iter().flat_map(|n| &n.input) {
+    for name in graph.node.iter().flat_map(|n| &n.input).chain(graph.output.iter().map(|o| &o.name)) {
         *readers.entry(name.as_str()).or_default() += 1;
     }
+    let inputs: HashSet<&str> = graph.input.iter().map(|i| i.name.as_str()).collect();
     let mut lift: HashMap<String, Vec<f32>> = HashMap::new();
     let mut rewired = Vec::new();
     for (i, node) in graph.node.iter().enumerate() {
@@ -78,7 +80,8 @@ pub fn lift_int8_weights(graph: &mut GraphProto, split: &SplitWeights) -> Result
             continue;
         };
         // The DequantizeLinear feeds this node alone, and its int8 tensor feeds that DequantizeLinear alone.
-        if readers.get(node.input[1].as_str()) != Some(&1) || readers.get(q_name.as_str()) != Some(&1) {
+        let read_once = |name: &str| readers.get(name) == Some(&1);
+        if !read_once(&node.input[1]) || !read_once(&q_name) || inputs.contains(q_name.as_str()) {
             continue;
         }
         rewired.push((i, q_name.clone()));
@@ -316,9 +319,95 @@ pub(crate) mod tests {
         ModelProto { graph: Some(graph), ..Default::default() }.encode_to_vec()
     }
 
+    fn small_int8(name: &str, dims: Vec<i64>) -> TensorProto {
+        let count = element_count(&dims).unwrap();
+        let raw_data = (0..count).map(|i| (i % 7) as u8).collect();
+        TensorProto { name: name.into(), dims, data_type: DataType::Int8 as i32, raw_data, ..Default::default() }
+    }
+
+    /// A Conv with a bias and a Gemm (transB) read their int8 weights directly, which become f32 graph inputs of the
+    /// same shape, with their scales; the DequantizeLinear nodes are gone, the bias stays the Conv's.
+    #[test]
+    fn a_conv_with_a_bias_and_a_gemm_read_their_lifted_weights() {
+        let mut graph = dequantize_then_conv(
+            small_int8("q", vec![4, 2, 1, 1]),
+            f32_tensor("scale".into(), &[4], &[0.5, 1.0, 2.0, 4.0]),
+            None,
+            1,
+        );
+        graph.node[1].input.push("bias".into());
+        graph.initializer.push(f32_tensor("bias".into(), &[4], &[0.0; 4]));
+        let gemm_dq = NodeProto {
+            op_type: "DequantizeLinear".into(),
+            input: vec!["q2".into(), "scale2".into()],
+            output: vec!["w2".into()],
+            attribute: vec![AttributeProto {
+                name: "axis".into(),
+                r#type: AttributeType::Int as i32,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let gemm = NodeProto {
+            op_type: "Gemm".into(),
+            input: vec!["y".into(), "w2".into()],
+            output: vec!["z".into()],
+            attribute: vec![AttributeProto {
+                name: "transB".into(),
+                i: 1,
+                r#type: AttributeType::Int as i32,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        graph.node.extend([gemm_dq, gemm]);
+        graph.initializer.extend([small_int8("q2", vec![3, 4]), f32_tensor("scale2".into(), &[3], &[0.25; 3])]);
+        let lifted = lift_int8_weights(&mut graph, &SplitWeights::default()).unwrap();
+        let names: Vec<&str> = lifted.iter().map(|(t, _)| t.name.as_str()).collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+        assert!(lifted.iter().any(|(t, scale)| t.name == "q" && scale == &[0.5, 1.0, 2.0, 4.0]));
+        assert!(lifted.iter().any(|(t, scale)| t.name == "q2" && scale == &[0.25; 3]));
+        assert!(graph.node.iter().all(|n| n.op_type != "DequantizeLinear"));
+        assert_eq!(graph.node[0].input, ["x", "q", "bias"], "the Conv reads its weight and keeps its bias");
+        assert_eq!(graph.node[1].input, ["y", "q2"]);
+        let input_types: Vec<(&str, i32)> = graph
+            .input
+            .iter()
+            .map(|i| match &i.r#type.as_ref().unwrap().value {
+                Some(type_proto::Value::TensorType(t)) => (i.name.as_str(), t.elem_type),
+                _ => panic!("not a tensor"),
+            })
+            .collect();
+        assert_eq!(input_types, [("q", DataType::Float as i32), ("q2", DataType::Float as i32)]);
+        assert!(graph.initializer.iter().all(|t| t.name == "bias"), "the int8 tensors and scales are out");
+    }
+
+    /// A dequantised weight read by two nodes, or that is also a graph output, stays as it is (folded later).
+    #[test]
+    fn weights_read_elsewhere_are_not_lifted() {
+        let graph = || {
+            dequantize_then_conv(
+                small_int8("q", vec![4, 2, 1, 1]),
+                f32_tensor("scale".into(), &[4], &[1.0; 4]),
+                None,
+                1,
+            )
+        };
+        let mut twice = graph();
+        let mut second = twice.node[1].clone();
+        second.output = vec!["y2".into()];
+        twice.node.push(second);
+        let mut output = graph();
+        output.output.push(tensor_value_info("w", DataType::Float, &[4, 2, 1, 1]));
+        for mut graph in [twice, output] {
+            assert!(lift_int8_weights(&mut graph, &SplitWeights::default()).unwrap().is_empty());
+            assert!(graph.node.iter().any(|n| n.op_type == "DequantizeLinear"));
+        }
+    }
+
     #[test]
     fn a_zero_point_taken_out_of_the_bytes_is_still_read() {
-        for (zero, rewritten) in [(0, true), (1, false)] {
+        for (zero, symmetric) in [(0, true), (1, false)] {
             let bytes = conv_with_zero_point(zero);
             let (split_bytes, split) = split_weights(&bytes).expect("large int8 tensors");
             let mut proto = ModelProto::decode(split_bytes.as_slice()).unwrap();
@@ -327,7 +416,7 @@ pub(crate) mod tests {
             let lifted = lift_int8_weights(graph, &split).unwrap();
             assert_eq!(
                 lifted.iter().any(|(t, _)| t.name == "q"),
-                rewritten,
+                symmetric,
                 "zero point {zero}: lifted only if symmetric"
             );
         }

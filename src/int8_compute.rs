@@ -283,7 +283,7 @@ fn run_kernel(specs: &[FusedKerSpec<f32>]) -> isize {
             FusedKerSpec::AddMatMul { k, pa, pb, packing: 0 } => {
                 // SAFETY: pa and pb are whole panels of PairPanels for this k, weights then activations.
                 // The weight panel is the same for a whole row of tiles: widened once for all of them.
-                let product = WIDENED.with_borrow_mut(|widened| unsafe {
+                let product = WIDENED_WEIGHT_PANEL.with_borrow_mut(|widened| unsafe {
                     product_tile_widened(pa, widened.panel(pa, k), pb, k, tile_widened)
                 });
                 each(&mut ab, &|v, r, c| v + product[r][c]);
@@ -306,14 +306,14 @@ fn run_kernel(specs: &[FusedKerSpec<f32>]) -> isize {
 static PANELS_DROPPED: AtomicUsize = AtomicUsize::new(0);
 
 thread_local! {
-    static WIDENED: RefCell<WidenedPanel> = const {
-        RefCell::new(WidenedPanel { panel: std::ptr::null(), k: 0, dropped: 0, values: Vec::new() })
-    };
+    static WIDENED_WEIGHT_PANEL: RefCell<WidenedPanel> = const { RefCell::new(WidenedPanel::new()) };
 }
 
 /// The weight panel this thread widened last to i16 ([`widen_weight_panel`]), for the kernel that reads it so
 /// ([`tile_widened`]), with the address, K and drop count it was made for. tract walks a matmul's tiles row of A by
-/// row of A: with the weights as A (packing 0), one widened panel serves a whole row of tiles.
+/// row of A (neither operand being its own packed format, it prefers no other order): with the weights as A
+/// (packing 0), one widened panel serves a whole row of tiles. (Natively, where tract knows the cache sizes, it may
+/// cut a row into blocks: then once per block.)
 ///
 /// (Keeping every panel of a matmul widened, for the weights as B too, measured no faster: B's panels are read from
 /// beyond L1 for each tile, twice the bytes once widened.)
@@ -325,6 +325,10 @@ struct WidenedPanel {
 }
 
 impl WidenedPanel {
+    const fn new() -> WidenedPanel {
+        WidenedPanel { panel: std::ptr::null(), k: 0, dropped: 0, values: Vec::new() }
+    }
+
     /// Weight panel `a`, widened: the one kept, or made now.
     ///
     /// # Safety
@@ -600,19 +604,26 @@ impl TypedOp for QuantizeActivations {
 mod tests {
     use super::*;
 
-    /// A widened panel is kept by address: once a panel has been dropped, the same address may hold other weights,
-    /// which must be widened anew.
+    /// A widened panel is kept by address: the same bytes are not widened again while no panel is dropped, and once
+    /// one has been (its address may then hold other weights), they are widened anew.
     #[test]
-    fn widened_panel_is_made_anew_after_a_drop() {
+    fn widened_panel_is_kept_until_a_panel_is_dropped() {
         let k = 5;
         let mut bytes = vec![0u8; weight_panel_bytes(k)];
         bytes[MR * 4] = 3;
-        let mut widened = WidenedPanel { panel: std::ptr::null(), k: 0, dropped: 0, values: Vec::new() };
-        // SAFETY: a whole weight panel for k, read before the next call.
+        let mut widened = WidenedPanel::new();
+        // SAFETY (the reads below): a whole weight panel for k, read before the next call.
         assert_eq!(unsafe { *widened.panel(bytes.as_ptr(), k) }, 3);
-        // Other weights at the same address, as after a drop and a new allocation.
         bytes[MR * 4] = -7i8 as u8;
-        PANELS_DROPPED.fetch_add(1, Ordering::Release);
-        assert_eq!(unsafe { *widened.panel(bytes.as_ptr(), k) }, -7);
+        assert_eq!(unsafe { *widened.panel(bytes.as_ptr(), k) }, 3, "kept: no panel was dropped");
+        // Other weights at the same address, as after a drop and a new allocation.
+        let dropped = PANELS_DROPPED.load(Ordering::Acquire);
+        let fill = |_: &mut (), _, out: &mut [u8]| {
+            out.fill(0);
+            Ok(())
+        };
+        drop(PairPanels::new(PairFormat::Weights, MR, k, || (), fill).unwrap());
+        assert!(PANELS_DROPPED.load(Ordering::Acquire) > dropped, "dropping pair panels is counted");
+        assert_eq!(unsafe { *widened.panel(bytes.as_ptr(), k) }, -7, "widened anew after a drop");
     }
 }

@@ -311,7 +311,8 @@ pub unsafe fn product_tile_widened(
     k: usize,
     kernel: WidenedTileKernel,
 ) -> [[f32; NR]; MR] {
-    // SAFETY: the caller's panels hold their scales first and `pairs(k)` pairs after them.
+    // SAFETY: `widened` holds `pairs(k)` pairs of MR i16 (the caller's), and the activation panel's pairs follow its
+    // scales.
     let acc = unsafe { kernel(widened, b.add(NR * 4) as *const i16, pairs(k)) };
     // SAFETY: the caller's.
     unsafe { scaled(acc, a, b) }
@@ -376,25 +377,24 @@ pub fn widened_weight_panel_len(k: usize) -> usize {
 /// # Safety
 /// `a` holds `k_pairs * MR * 2` values and `b` holds `k_pairs * NR * 2`.
 pub unsafe fn tile_portable(a: *const i8, b: *const i16, k_pairs: usize) -> Tile {
-    // SAFETY: the sizes the caller guarantees.
-    let (a, b) =
-        unsafe { (std::slice::from_raw_parts(a, k_pairs * MR * 2), std::slice::from_raw_parts(b, k_pairs * NR * 2)) };
-    let mut acc = [[0i32; NR]; MR];
-    for (a, b) in a.chunks_exact(MR * 2).zip(b.chunks_exact(NR * 2)) {
-        for (r, acc_row) in acc.iter_mut().enumerate() {
-            for (s, sum) in acc_row.iter_mut().enumerate() {
-                *sum += a[2 * r] as i32 * b[2 * s] as i32 + a[2 * r + 1] as i32 * b[2 * s + 1] as i32;
-            }
-        }
-    }
-    acc
+    // SAFETY: the caller's.
+    unsafe { sums(a, b, k_pairs) }
 }
 
 /// As [`tile_portable`], on widened weights.
 ///
 /// # Safety
-/// `a` holds `k_pairs * MR * 2` values and `b` holds `k_pairs * NR * 2`.
+/// As [`tile_portable`].
 pub unsafe fn tile_widened_portable(a: *const i16, b: *const i16, k_pairs: usize) -> Tile {
+    // SAFETY: the caller's.
+    unsafe { sums(a, b, k_pairs) }
+}
+
+/// The portable kernels' sums, on weights of type `W`.
+///
+/// # Safety
+/// As [`tile_portable`].
+unsafe fn sums<W: Copy + Into<i32>>(a: *const W, b: *const i16, k_pairs: usize) -> Tile {
     // SAFETY: the sizes the caller guarantees.
     let (a, b) =
         unsafe { (std::slice::from_raw_parts(a, k_pairs * MR * 2), std::slice::from_raw_parts(b, k_pairs * NR * 2)) };
@@ -402,7 +402,7 @@ pub unsafe fn tile_widened_portable(a: *const i16, b: *const i16, k_pairs: usize
     for (a, b) in a.chunks_exact(MR * 2).zip(b.chunks_exact(NR * 2)) {
         for (r, acc_row) in acc.iter_mut().enumerate() {
             for (s, sum) in acc_row.iter_mut().enumerate() {
-                *sum += a[2 * r] as i32 * b[2 * s] as i32 + a[2 * r + 1] as i32 * b[2 * s + 1] as i32;
+                *sum += a[2 * r].into() * b[2 * s] as i32 + a[2 * r + 1].into() * b[2 * s + 1] as i32;
             }
         }
     }
@@ -424,9 +424,9 @@ pub unsafe fn tile(a: *const i8, b: *const i16, k_pairs: usize) -> Tile {
     use core::arch::x86_64::*;
     // SAFETY: SSE2 is part of x86-64; pair p is inside the panel (the caller's sizes); unaligned.
     let rows = |p: usize| unsafe {
-        let rows = _mm_loadu_si128(a.add(p * MR * 2) as *const __m128i);
+        let pair = _mm_loadu_si128(a.add(p * MR * 2) as *const __m128i);
         // Sign-extends i8 to i16: each byte into the high half of a lane, then an arithmetic shift.
-        (_mm_srai_epi16(_mm_unpacklo_epi8(rows, rows), 8), _mm_srai_epi16(_mm_unpackhi_epi8(rows, rows), 8))
+        (_mm_srai_epi16(_mm_unpacklo_epi8(pair, pair), 8), _mm_srai_epi16(_mm_unpackhi_epi8(pair, pair), 8))
     };
     // SAFETY: the caller's.
     unsafe { tile_sse2(rows, b, k_pairs) }
@@ -441,8 +441,8 @@ pub unsafe fn tile_widened(a: *const i16, b: *const i16, k_pairs: usize) -> Tile
     use core::arch::x86_64::*;
     // SAFETY: SSE2 is part of x86-64; pair p is inside the panel (the caller's sizes); unaligned.
     let rows = |p: usize| unsafe {
-        let rows = a.add(p * MR * 2) as *const __m128i;
-        (_mm_loadu_si128(rows), _mm_loadu_si128(rows.add(1)))
+        let pair = a.add(p * MR * 2) as *const __m128i;
+        (_mm_loadu_si128(pair), _mm_loadu_si128(pair.add(1)))
     };
     // SAFETY: the caller's.
     unsafe { tile_sse2(rows, b, k_pairs) }
@@ -501,8 +501,8 @@ pub unsafe fn tile(a: *const i8, b: *const i16, k_pairs: usize) -> Tile {
     use core::arch::wasm32::*;
     // SAFETY: pair p is inside the panel (the caller's sizes); v128 loads need no alignment.
     let rows = |p: usize| {
-        let rows = unsafe { v128_load(a.add(p * MR * 2) as *const v128) };
-        (i16x8_extend_low_i8x16(rows), i16x8_extend_high_i8x16(rows))
+        let pair = unsafe { v128_load(a.add(p * MR * 2) as *const v128) };
+        (i16x8_extend_low_i8x16(pair), i16x8_extend_high_i8x16(pair))
     };
     // SAFETY: the caller's.
     unsafe { tile_simd128(rows, b, k_pairs) }
@@ -510,7 +510,9 @@ pub unsafe fn tile(a: *const i8, b: *const i16, k_pairs: usize) -> Tile {
 
 /// As [`tile`], on widened weights: two loads a pair, no widening. V8's code for this loop is bound by its
 /// arithmetic instructions (two `pmaddwd` a cycle on the machine measured), and the widening was 3 of its 19 for 64
-/// multiply-adds: inference 7-8% faster, in Node and Chromium alike.
+/// multiply-adds. With every weight widened in memory, inference ran 7-8% faster in Node and Chromium alike; with
+/// the weights widened panel by panel as int8_compute does (only where tract keeps a panel for a row of tiles),
+/// about 4%.
 ///
 /// # Safety
 /// As [`tile_widened_portable`].
@@ -520,8 +522,8 @@ pub unsafe fn tile_widened(a: *const i16, b: *const i16, k_pairs: usize) -> Tile
     use core::arch::wasm32::*;
     // SAFETY: pair p is inside the panel (the caller's sizes); v128 loads need no alignment.
     let rows = |p: usize| unsafe {
-        let rows = a.add(p * MR * 2) as *const v128;
-        (v128_load(rows), v128_load(rows.add(1)))
+        let pair = a.add(p * MR * 2) as *const v128;
+        (v128_load(pair), v128_load(pair.add(1)))
     };
     // SAFETY: the caller's.
     unsafe { tile_simd128(rows, b, k_pairs) }
@@ -545,7 +547,8 @@ unsafe fn tile_simd128(
         let (mut lo, mut hi) = ([zero; 4], [zero; 4]);
         for p in 0..k_pairs {
             let (rows_lo, rows_hi) = rows(p);
-            // SAFETY: pair p of the activation panel is inside it (the caller's sizes); one column's pair is 4 bytes.
+            // SAFETY (these two): pair p of the activation panel is inside it (the caller's sizes); one column's pair
+            // is 4 bytes; v128 loads need no alignment.
             let b = unsafe { b.add(p * NR * 2 + half * 8) };
             for s in 0..4 {
                 let pair = unsafe { v128_load32_splat(b.add(2 * s) as *const u32) };

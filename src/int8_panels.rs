@@ -2,9 +2,9 @@
 //!
 //! With weights folded to f32, tract holds 276 MB of packed f32 panels for WRN-50-2, and wasm memory never shrinks
 //! from its load peak (~650 MB). Instead, fold_weights hands tract each int8 weight as an f32 model input read by its
-//! Conv (so that tract's constant folding leaves it alone), its int8 values and per-channel scales aside, and tract
-//! builds a plan that would pack that input at every run. This module then packs each int8 weight once, in exactly
-//! the layout tract's f32 packer uses, with one scale per row. The matmul asks for A panel by panel
+//! Conv or Gemm (so that tract's constant folding leaves it alone), its int8 values and per-channel scales aside, and
+//! tract builds a plan that would pack that input at every run. This module then packs each int8 weight once, in
+//! exactly the layout tract's f32 packer uses, with one scale per row. The matmul asks for A panel by panel
 //! ([`MMMInputValue::panel_bytes`]) and gets `q as f32 * scale`, the very product ONNX's DequantizeLinear computes. A
 //! chain of any other shape is left to tract, its weight given back as a constant (dequantised).
 //! For int8 compute, the same chain hands the weight's rows to int8_compute instead, which packs them its own way.
@@ -76,7 +76,7 @@ pub fn keep_packed_weights_int8(model: &mut TypedModel, mut by_name: LiftedWeigh
             by_name.remove(name);
         }
     }
-    // Drops the int8 constants, casts and packers nothing reads any more.
+    // Drops the int8 constants, casts, lifted inputs and packers nothing reads any more.
     model.compact()?;
     restore_lifted_weights(model, &lifted_names, &by_name)?;
     Ok(replaced)
@@ -323,8 +323,8 @@ impl Int8Chain {
         let Some(scale) = self.row_scales(model, shape, mn_axis, lifted)? else {
             return Ok(None);
         };
-        // The chain's reshapes keep row-major order and its Cast and Mul, if any, are elementwise (what the panels undo),
-        // so the packer's input is the int8 weight's values in the packer's shape, unless the Mul broadcast a
+        // The chain's reshapes keep row-major order and its Cast and Mul, if any, are elementwise (what the panels
+        // undo), so the packer's input is the int8 weight's values in the packer's shape, unless the Mul broadcast a
         // smaller weight: then it is not. (The count is checked against the values when they are read.)
         let (shape, strides) = (shape.into(), Tensor::natural_strides(shape));
         Ok(Some(Layout {
@@ -429,7 +429,7 @@ fn keeps_row_major_order(node: &TypedNode) -> bool {
 /// threads working on it. tract's own scratch keeps one A panel per thread, and its tile order (made to reuse
 /// im2col's B panels) would widen each panel again for every column tile. One matrix at a time bounds the buffer to
 /// the largest weight (38 MB for WRN-50-2's layer4 3x3), whatever the number of threads, and each weight is widened
-/// once per run instead of being cast, scaled and repacked.
+/// once per run instead of being repacked.
 static WIDENED: Mutex<Option<Widened>> = Mutex::new(None);
 
 struct Widened {
