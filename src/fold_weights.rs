@@ -268,6 +268,10 @@ pub(crate) mod tests {
     use super::*;
     use crate::proto_split::split_weights;
 
+    fn int_attribute(name: &str, i: i64) -> AttributeProto {
+        AttributeProto { name: name.into(), i, r#type: AttributeType::Int as i32, ..Default::default() }
+    }
+
     /// `DequantizeLinear(q, scale[, zero], axis 0) -> w`, then `Conv(x, w)` in `group` groups into y.
     pub(crate) fn dequantize_then_conv(
         q: TensorProto,
@@ -275,24 +279,18 @@ pub(crate) mod tests {
         zero: Option<TensorProto>,
         group: i64,
     ) -> GraphProto {
-        let attr = |name: &str, i: i64| AttributeProto {
-            name: name.into(),
-            i,
-            r#type: AttributeType::Int as i32,
-            ..Default::default()
-        };
         let dequantize = NodeProto {
             op_type: "DequantizeLinear".into(),
             input: [Some(&q), Some(&scale), zero.as_ref()].into_iter().flatten().map(|t| t.name.clone()).collect(),
             output: vec!["w".into()],
-            attribute: vec![attr("axis", 0)],
+            attribute: vec![int_attribute("axis", 0)],
             ..Default::default()
         };
         let conv = NodeProto {
             op_type: "Conv".into(),
             input: vec!["x".into(), "w".into()],
             output: vec!["y".into()],
-            attribute: vec![attr("group", group)],
+            attribute: vec![int_attribute("group", group)],
             ..Default::default()
         };
         let initializer = [Some(q), Some(scale), zero].into_iter().flatten().collect();
@@ -341,23 +339,14 @@ pub(crate) mod tests {
             op_type: "DequantizeLinear".into(),
             input: vec!["q2".into(), "scale2".into()],
             output: vec!["w2".into()],
-            attribute: vec![AttributeProto {
-                name: "axis".into(),
-                r#type: AttributeType::Int as i32,
-                ..Default::default()
-            }],
+            attribute: vec![int_attribute("axis", 0)],
             ..Default::default()
         };
         let gemm = NodeProto {
             op_type: "Gemm".into(),
             input: vec!["y".into(), "w2".into()],
             output: vec!["z".into()],
-            attribute: vec![AttributeProto {
-                name: "transB".into(),
-                i: 1,
-                r#type: AttributeType::Int as i32,
-                ..Default::default()
-            }],
+            attribute: vec![int_attribute("transB", 1)],
             ..Default::default()
         };
         graph.node.extend([gemm_dq, gemm]);
