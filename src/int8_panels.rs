@@ -33,10 +33,10 @@ use crate::fold_weights::element_count;
 use crate::int8_compute::switch_with_weight_rows;
 use crate::proto_split::SplitWeights;
 
-/// Replaces every packed weight computed from an int8 constant, or from one of the `lifted` int8 weights (model
-/// inputs named after them, see fold_weights::lift_int8_weights), by int8 panels; with `pairs`, a matmul the int8
-/// kernel can run switches to it instead, its weight packed straight from the rows (int8_compute). Lifted weights
-/// are no model inputs afterwards: any not replaced becomes a constant again. Returns how many matrices are int8.
+/// Replaces every packed weight computed from one of the `lifted` int8 weights (model inputs named after them, see
+/// fold_weights::lift_int8_weights) by int8 panels; with `pairs`, a matmul the int8 kernel can run switches to it
+/// instead, its weight packed straight from the rows (int8_compute). Lifted weights are no model inputs afterwards:
+/// any not replaced becomes a constant again. Returns how many matrices are int8.
 pub fn keep_packed_weights_int8(model: &mut TypedModel, mut by_name: LiftedWeights, pairs: bool) -> TractResult<usize> {
     let lifted_names: HashSet<String> = by_name.keys().cloned().collect();
     let packs: Vec<usize> = model.nodes().iter().filter(|n| n.op.name() == "OptMatMulPack").map(|n| n.id).collect();
@@ -72,11 +72,9 @@ pub fn keep_packed_weights_int8(model: &mut TypedModel, mut by_name: LiftedWeigh
         consumers.extend(readers);
         replaced += 1;
         // Done with this weight: a decoded copy (not one read in place from the model's bytes) is freed.
-        if let Int8Source::Lifted(name) = &chain.source {
-            by_name.remove(name);
-        }
+        by_name.remove(&chain.source);
     }
-    // Drops the int8 constants, casts, lifted inputs and packers nothing reads any more.
+    // Drops the lifted inputs and packers nothing reads any more.
     model.compact()?;
     restore_lifted_weights(model, &lifted_names, &by_name)?;
     Ok(replaced)
@@ -201,22 +199,12 @@ pub fn lifted_weights<'a>(
     Ok(by_name)
 }
 
-/// What feeds a weight packer: an int8 Const, then (in any order) one Cast to f32, at most one Mul by a constant with
-/// one value per output channel, and reshapes that keep the row-major order; or a lifted weight (an f32 Source whose
-/// int8 values and scales are aside) and such reshapes. Anything else is left to tract.
+/// What feeds a weight packer: a lifted weight (an f32 Source whose int8 values and scales are aside) behind reshapes
+/// that keep the row-major order. Anything else is left to tract.
 struct Int8Chain {
-    source: Int8Source,
-    /// The Mul node and its constant operand.
-    scale: Option<(usize, Arc<Tensor>)>,
+    /// The lifted weight's name.
+    source: String,
     pack: usize,
-}
-
-/// Where a chain's int8 weight is.
-enum Int8Source {
-    /// A Const's tensor.
-    Const(Arc<Tensor>),
-    /// A lifted weight, by name.
-    Lifted(String),
 }
 
 /// The packer's input, which the int8 weight's values are (row-major), and the scale of each of its rows.
@@ -235,65 +223,29 @@ struct Layout {
 impl Int8Chain {
     #[inline(never)] // a step of Model::from_onnx
     fn find(model: &TypedModel, pack: usize, lifted: &LiftedWeights) -> TractResult<Option<Int8Chain>> {
-        let is_const = |o: &OutletId| model.node(o.node).op_is::<Const>();
-        let (mut scale, mut casts) = (None, 0);
         let mut node = model.node(pack);
         loop {
-            let data = match node.inputs.as_slice() {
-                [one] => *one,
-                [a, b] if node.id != pack && is_elementwise_mul(node) && scale.is_none() => {
-                    let (data, operand) = if is_const(b) {
-                        (*a, *b)
-                    } else if is_const(a) {
-                        (*b, *a)
-                    } else {
-                        return Ok(None);
-                    };
-                    let operand = model.node(operand.node).op_as::<Const>().context("Const")?.val().clone();
-                    if operand.datum_type() != f32::datum_type() {
-                        return Ok(None);
-                    }
-                    scale = Some((node.id, operand));
-                    data
-                }
-                _ => return Ok(None),
+            let [data] = node.inputs.as_slice() else {
+                return Ok(None);
             };
-            if node.id != pack && scale.as_ref().is_none_or(|(id, _)| *id != node.id) {
-                if node.op.name() == "Cast" && model.outlet_fact(node.id.into())?.datum_type == f32::datum_type() {
-                    casts += 1;
-                } else if !keeps_row_major_order(node) {
-                    return Ok(None);
-                }
+            if node.id != pack && !keeps_row_major_order(node) {
+                return Ok(None);
             }
             let producer = model.node(data.node);
             if producer.outputs.len() != 1 || producer.outputs[0].successors.len() != 1 {
                 return Ok(None);
             }
-            match producer.op_as::<Const>() {
-                Some(konst) if konst.exotic_fact().is_none() => {
-                    let (source, int8) = (konst.val().clone(), konst.val().datum_type() == i8::datum_type());
-                    let chain = Int8Chain { source: Int8Source::Const(source), scale, pack };
-                    return Ok((int8 && casts == 1).then_some(chain));
-                }
-                Some(_) => return Ok(None),
-                None if producer.op_is::<TypedSource>() => {
-                    // Lifted weights are int8 with their scales aside (lifted_weights), behind reshapes only.
-                    let lifted = lifted.contains_key(&producer.name);
-                    let only_reshapes = casts == 0 && scale.is_none();
-                    let chain = Int8Chain { source: Int8Source::Lifted(producer.name.clone()), scale, pack };
-                    return Ok((lifted && only_reshapes).then_some(chain));
-                }
-                None => node = producer,
+            if producer.op_is::<TypedSource>() {
+                let chain = Int8Chain { source: producer.name.clone(), pack };
+                return Ok(lifted.contains_key(&producer.name).then_some(chain));
             }
+            node = producer;
         }
     }
 
     /// The int8 weight's values, row-major.
-    fn values<'s>(&'s self, lifted: &'s LiftedWeights) -> &'s [i8] {
-        match &self.source {
-            Int8Source::Const(tensor) => tensor.as_plain_ram().and_then(|v| v.as_slice::<i8>().ok()).unwrap_or(&[]),
-            Int8Source::Lifted(name) => lifted.get(name).map_or(&[], LiftedWeight::values),
-        }
+    fn values<'s>(&self, lifted: &'s LiftedWeights) -> &'s [i8] {
+        lifted.get(&self.source).map_or(&[], LiftedWeight::values)
     }
 
     /// What the packer packs, if the int8 weight's values are it (with one scale per row).
@@ -320,12 +272,11 @@ impl Int8Chain {
         let mapping = pack.op.as_typed().context("typed")?.axes_mapping(&[input], &[output])?;
         let (k_axis, mn_axis) = (mapping.axis('K')?.inputs[0][0], mapping.axis('M')?.inputs[0][0]);
         let (k, mn) = (shape[k_axis], shape[mn_axis]);
-        let Some(scale) = self.row_scales(model, shape, mn_axis, lifted)? else {
+        let Some(scale) = self.row_scales(shape, mn_axis, lifted)? else {
             return Ok(None);
         };
-        // The chain's reshapes keep row-major order and its Cast and Mul, if any, are elementwise (what the panels
-        // undo), so the packer's input is the int8 weight's values in the packer's shape, unless the Mul broadcast a
-        // smaller weight: then it is not. (The count is checked against the values when they are read.)
+        // The chain's reshapes keep row-major order, so the packer's input is the int8 weight's values in the
+        // packer's shape. (The count is checked against the values when they are read.)
         let (shape, strides) = (shape.into(), Tensor::natural_strides(shape));
         Ok(Some(Layout {
             shape,
@@ -343,17 +294,10 @@ impl Int8Chain {
     /// The int8 weight packed the way tract would pack its f32 form, and the scale of each row.
     fn pack_int8(&self, layout: &Layout, lifted: &LiftedWeights) -> TractResult<Option<Int8Panels>> {
         let Layout { ref shape, ref strides, k_axis, mn_axis, k, mn, ref f32_format, ref packer, .. } = *layout;
-        let lifted_tensor;
-        let source = match &self.source {
-            Int8Source::Const(tensor) => tensor.as_ref(),
-            Int8Source::Lifted(name) => {
-                lifted_tensor = lifted.get(name).context("lifted weight")?.tensor()?;
-                &lifted_tensor
-            }
-        };
+        let source = lifted.get(&self.source).context("lifted weight")?.tensor()?;
         // SAFETY: the view covers the source's elements exactly once (the same count, which the caller checked, and
-        // natural strides), and i8 is the source's datum type (Int8Chain::find).
-        let q = unsafe { TensorView::from_bytes(source, 0, shape, strides) };
+        // natural strides), and i8 is the source's datum type (LiftedWeight::tensor).
+        let q = unsafe { TensorView::from_bytes(&source, 0, shape, strides) };
         let int8_format = PackedFormat { dt: i8::datum_type(), ..f32_format.clone() };
         let packed = int8_format.pack_tensor_view(&q, k_axis, mn_axis)?;
         let Ok(packed) = packed.downcast::<EagerPackedInput>() else { bail!("int8 packing is not eager") };
@@ -370,51 +314,21 @@ impl Int8Chain {
         Ok(Some(Int8Panels::new(fact, mn, r, panel_len, f32_format.alignment_bytes.max(16), values, scale)))
     }
 
-    /// One scale per row of the packed matrix (rows padded to whole panels with 0), from a lifted weight's scales or
-    /// from the Mul's operand. None when they are not one value per output channel, or the reshapes after them move
-    /// the channels.
+    /// One scale per row of the packed matrix: the lifted weight's, if its output channels are the rows. Reshapes
+    /// keep row-major order, so channel c (axis 0) stays row c iff the channel axis has the same size and the same
+    /// number of elements after it on both sides.
     fn row_scales(
         &self,
-        model: &TypedModel,
         packed_shape: &[usize],
         mn_axis: usize,
         lifted: &LiftedWeights,
     ) -> TractResult<Option<Vec<f32>>> {
-        let mn = packed_shape[mn_axis];
-        // Reshapes keep row-major order, so channel c (of `shape`'s `axis`) stays row c iff the channel axis has the
-        // same size and the same number of elements after it on both sides.
         let inner = |shape: &[usize], axis: usize| shape[axis + 1..].iter().product::<usize>();
-        if let Int8Source::Lifted(name) = &self.source {
-            let weight = lifted.get(name).context("lifted weight")?;
-            let rows_are_channels = weight.dims[0] == mn && inner(&weight.dims, 0) == inner(packed_shape, mn_axis);
-            return Ok(rows_are_channels.then(|| weight.scale.clone()));
-        }
-        let Some((mul, operand)) = &self.scale else {
-            return Ok(Some(vec![1.0; mn]));
-        };
-        let values: Vec<f32> = operand.to_plain_array_view::<f32>()?.iter().copied().collect();
-        if values.len() == 1 {
-            return Ok(Some(vec![values[0]; mn]));
-        }
-        let scaled = model.outlet_fact((*mul).into())?;
-        let Some(scaled) = scaled.shape.as_concrete() else {
-            return Ok(None);
-        };
-        let channel_axes: Vec<usize> = (0..operand.rank()).filter(|&a| operand.shape()[a] != 1).collect();
-        let ([axis], true) = (channel_axes.as_slice(), operand.rank() == scaled.len()) else {
-            return Ok(None);
-        };
-        if scaled[*axis] != mn || inner(scaled, *axis) != inner(packed_shape, mn_axis) {
-            return Ok(None);
-        }
-        Ok(Some(values))
+        let weight = lifted.get(&self.source).context("lifted weight")?;
+        let rows_are_channels =
+            weight.dims[0] == packed_shape[mn_axis] && inner(&weight.dims, 0) == inner(packed_shape, mn_axis);
+        Ok(rows_are_channels.then(|| weight.scale.clone()))
     }
-}
-
-/// tract's elementwise Mul as declutter leaves it (`Mul`) or as codegen makes it (`OptMulByScalar`, `OptMulUnicast`).
-fn is_elementwise_mul(node: &TypedNode) -> bool {
-    let name = node.op.name();
-    name == "Mul" || name.starts_with("OptMul") && (name.ends_with("ByScalar") || name.ends_with("Unicast"))
 }
 
 /// Reshapes: IntoShape with plain row-major strides, and AxisOp's add, remove and reshape (not its moves).
