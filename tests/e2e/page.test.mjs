@@ -2,13 +2,12 @@
 // drop, paste, offline after the first visit, and no request leaving the page's origin. Screenshots of each state
 // go to target/e2e-screenshots/.
 import assert from 'node:assert/strict';
-import { appendFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { appendFileSync, cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 
 import { serve } from '../../tools/serve.mjs';
-import { assertSameTopK, nativeTopK, python, root, run } from '../node/helpers.mjs';
+import { assertSameTopK, nativeTopK, python, root, run, scratchDir } from '../node/helpers.mjs';
 import { launch, openPage } from './browser.mjs';
 
 const shots = join(root, 'target/e2e-screenshots');
@@ -44,7 +43,7 @@ function nativeOnPixels({ width, height, data }, name) {
 
 before(async () => {
   mkdirSync(shots, { recursive: true });
-  work = mkdtempSync(join(tmpdir(), 'wrn-page-'));
+  work = scratchDir('page');
   const y4m = join(work, 'camera.y4m');
   run(python, [join(root, 'tests/reference/make_y4m.py'), sample('chelsea.png'), y4m]);
   // A copy of the built page, so that a test can publish a "new build" of it.

@@ -1,6 +1,6 @@
 // Shared by the package tests: the packed tarball installed into a fresh project, reference pixels, the native CLI.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +9,16 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 export const root = fileURLToPath(new URL('../../', import.meta.url));
 export const python = process.env.WRN_PYTHON ?? join(root, '.venv/bin/python');
 export const samples = ['chelsea.png', 'coffee.png', 'rocket.jpg'].map((f) => join(root, 'www/samples', f));
+
+/**
+ * A new folder under the system's temporary one, removed when this test process exits, pass or fail: an installed
+ * package with its model is ~300 MB, and CI machines share their disk.
+ */
+export function scratchDir(name) {
+  const dir = mkdtempSync(join(tmpdir(), `wrn-${name}-`));
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
 
 /** Runs a command; on failure the error says what it printed. */
 export function run(cmd, args, opts = {}) {
@@ -22,7 +32,7 @@ export function run(cmd, args, opts = {}) {
 /** `npm pack pkg/` and install the tarball into a new empty project; returns the project folder. */
 export function installPackedTarball(name, extraPackageJson = {}) {
   if (!existsSync(join(root, 'pkg/package.json'))) throw new Error('no pkg/: run tools/build-pkg first');
-  const dir = mkdtempSync(join(tmpdir(), `wrn-${name}-`));
+  const dir = scratchDir(name);
   const packed = JSON.parse(run('npm', ['pack', join(root, 'pkg'), '--json', '--pack-destination', dir]));
   const tarball = join(dir, packed[0].filename);
   const app = join(dir, 'app');
@@ -40,7 +50,7 @@ export async function importFrom(app) {
 
 /** Pillow-decoded pixels of the sample photos: [{ name, rgba, width, height, png }]. */
 export function referencePixels() {
-  const out = mkdtempSync(join(tmpdir(), 'wrn-pixels-'));
+  const out = scratchDir('pixels');
   run(python, [join(root, 'tests/reference/decode_rgba.py'), out, ...samples]);
   return samples.map((s) => {
     const name = s.split('/').pop().replace(/\.\w+$/, '');

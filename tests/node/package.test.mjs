@@ -1,11 +1,11 @@
 // The npm package as a Node user gets it: the packed tarball installed into an empty project, no flags.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { availableParallelism, tmpdir } from 'node:os';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 
-import { assertSameTopK, importFrom, installPackedTarball, nativeTopK, python, referencePixels, root, run, samples } from './helpers.mjs';
+import { assertSameTopK, importFrom, installPackedTarball, nativeTopK, python, referencePixels, root, run, samples, scratchDir } from './helpers.mjs';
 
 let app;
 let pkg;
@@ -77,7 +77,7 @@ describe('wrn-wasm in Node', () => {
 
   test('logits of a Pillow-preprocessed tensor equal onnxruntime on the same model file (within 2e-4 of their range)', () => {
     const manifest = JSON.parse(readFileSync(join(root, 'model/manifest.json'), 'utf8'));
-    const dir = mkdtempSync(join(tmpdir(), 'wrn-logits-'));
+    const dir = scratchDir('logits');
     const tensor = join(dir, 'chelsea.f32');
     run(python, [join(root, 'tests/reference/make_tensor.py'), join(root, 'model/manifest.json'), tensor, samples[0]]);
     run(python, [join(root, 'tests/reference/ort_logits.py'), join(root, 'model', manifest.model_file), tensor]);
