@@ -25,7 +25,9 @@ impl Classifier {
     /// The embedded model, its weights held as `weights` says.
     #[cfg(feature = "embed")]
     pub fn embedded_with(weights: WeightMemory) -> Result<Classifier> {
-        Classifier::from_bytes_with(crate::embedded::MODEL, crate::embedded::MANIFEST, weights)
+        Classifier::with_model(crate::embedded::MANIFEST, |shape, classes| {
+            Model::from_static_onnx(crate::embedded::MODEL, shape, classes, weights)
+        })
     }
 
     /// A model from its ONNX bytes and its manifest.json text.
@@ -35,11 +37,16 @@ impl Classifier {
 
     /// A model from its ONNX bytes and its manifest.json text, its weights held as `weights` says.
     pub fn from_bytes_with(model: &[u8], manifest_json: &str, weights: WeightMemory) -> Result<Classifier> {
+        Classifier::with_model(manifest_json, |shape, classes| Model::from_onnx(model, shape, classes, weights))
+    }
+
+    /// The manifest, checked, and the model `load(input shape, classes)` makes for it.
+    fn with_model(manifest_json: &str, load: impl FnOnce(&[usize], usize) -> Result<Model>) -> Result<Classifier> {
         let manifest = Manifest::from_json(manifest_json)?;
         if manifest.num_classes != labels::imagenet1k().len() {
             return Err(Error::Manifest(format!("{} classes, but the labels are ImageNet-1k's", manifest.num_classes)));
         }
-        let model = Model::from_onnx(model, &manifest.input.shape, manifest.num_classes, weights)?;
+        let model = load(&manifest.input.shape, manifest.num_classes)?;
         Ok(Classifier { recipe: Recipe::from(&manifest), manifest, model })
     }
 
@@ -89,6 +96,11 @@ impl Classifier {
     /// How many matrix products run in integer arithmetic (0 unless [`WeightMemory::Int8Compute`]).
     pub fn int8_matmuls(&self) -> usize {
         self.model.int8_matmuls()
+    }
+
+    /// How many of those read their int8 weights where they lie in the model's bytes (the embedded model's).
+    pub fn int8_weights_in_place(&self) -> usize {
+        self.model.int8_weights_in_place()
     }
 
     pub fn classes(&self) -> &'static [Class] {

@@ -4,7 +4,11 @@
 //! scale per row). A matmul whose weight rows hold K contiguously (as ONNX's Conv and Gemm with transB do), whose
 //! weight packer feeds it alone, and whose activations arrive packed as f32 (from im2col or a packer) is changed
 //! three ways ([`switch_with_weight_rows`]):
-//! - its weights are packed from the rows in int8_matmul's pair layout ([`PairPanels`] of int8, with the scales);
+//! - its weights stay rows, where they lie in the model's bytes if those last (the embedded model) or else copied,
+//!   when tract takes them as its first operand: the kernel widens each panel once per row of tiles from them
+//!   anyway (so the load packs nothing, and wasm memory holds no second copy of the weights: 95 MB against 157 MB
+//!   in Node, and a load ~9% faster, inference unchanged). As the second operand they are packed from the rows in
+//!   int8_matmul's pair layout ([`PairPanels`] of int8, with the scales);
 //! - a [`QuantizeActivations`] node before it turns tract's f32 activation panels into int16 ones, each column
 //!   with its own scale;
 //! - tract's f32 kernel gives way to [`KERNEL`]: integer sums, times both scales, then tract's own epilogue (bias,
@@ -45,6 +49,16 @@ pub fn int8_matmuls(model: &TypedModel) -> usize {
     model.nodes().iter().filter(|n| n.op_as::<OptMatMul>().is_some_and(on_kernel)).count()
 }
 
+/// How many of the int8 kernel's weights it reads where they lie in the model's bytes (not copied).
+pub fn weights_in_place(model: &TypedModel) -> usize {
+    let in_place = |v: &Box<dyn MMMInputValue>| {
+        v.downcast_ref::<PairPanels>().is_some_and(|p| matches!(p.rows, Some(WeightRowsOwner::InPlace(_))))
+    };
+    let konsts = model.nodes().iter().filter_map(|n| n.op_as::<Const>());
+    let storages = konsts.filter_map(|k| k.val().try_storage_as::<PackedMatrixStorage>().ok());
+    storages.map(|s| s.values().iter().filter(|v| in_place(v)).count()).sum()
+}
+
 /// Which operand of tract's matmul holds the weights. tract puts the activations first when they have more rows
 /// than the weights (1x1 convolutions on large images): the tile is then the transpose of int8_matmul's.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -63,16 +77,21 @@ impl WeightsAre {
     }
 }
 
-/// Switches matmul `id` to the int8 kernel, its input `weights_input` (whatever computes it now) replaced by the
-/// pair panels of an int8 weight given by rows, as the model stores it: `m` rows of `k` values, row r at
-/// `q[r * row_stride..]`, with one scale per row. Each panel is then a transposition of 16-bit pairs, without the
-/// detour through tract's packing. Returns false, changing nothing, if the kernel cannot run this matmul.
+/// Switches matmul `id` to the int8 kernel, its input `weights_input` (whatever computes it now) replaced by an
+/// int8 weight given by rows, as the model stores it: `m` rows of `k` values, row r at `q[r * row_stride..]`, with
+/// one scale per row. `in_place` is the same values where they will stay for the program's life (the embedded
+/// model's bytes), if they are there. Returns false, changing nothing, if the kernel cannot run this matmul.
+///
+/// With the weights as tract's A, the kernel reads each panel through a thread's widened copy, made once per row
+/// of tiles, which it can make from the rows as well as from a packed panel: the weights stay as they are
+/// ([`PairFormat::WeightRows`]), read in place or copied once. Otherwise each panel is packed now, a transposition
+/// of 16-bit pairs, without the detour through tract's packing.
 #[inline(never)] // a step of Model::from_onnx
 pub fn switch_with_weight_rows(
     model: &mut TypedModel,
     id: usize,
     weights_input: usize,
-    q: &[i8],
+    (q, in_place): (&[i8], Option<&'static [i8]>),
     (m, k, row_stride): (usize, usize, usize),
     scales: &[f32],
 ) -> TractResult<bool> {
@@ -80,17 +99,40 @@ pub fn switch_with_weight_rows(
     let Some(plan) = int8_plan(model, id, weights_input)? else {
         return Ok(false);
     };
-    let pairs = PairPanels::new(
-        PairFormat::Weights,
-        m,
-        k,
-        || (),
-        |_, i, out| {
-            let rows: TVec<&[i8]> = (i * MR..m.min(i * MR + MR)).map(|r| &q[r * row_stride..][..k]).collect();
-            pack_weight_panel_rows(out, k, &scales[i * MR..][..rows.len()], &rows);
-            Ok(())
-        },
-    )?;
+    let pairs = if plan.weights_are == WeightsAre::A {
+        let rows = match in_place {
+            Some(q) => WeightRowsOwner::InPlace(q),
+            None => WeightRowsOwner::Copied(Arc::from(q)),
+        };
+        let values = rows.values();
+        let mut pairs = PairPanels::new(
+            PairFormat::WeightRows,
+            m,
+            k,
+            || (),
+            |_, i, out| {
+                let count = (m - i * MR).min(MR);
+                // Row i * MR is within the values (checked above), which the panels keep alive.
+                let first = values[i * MR * row_stride..].as_ptr();
+                write_weight_rows_header(out, &scales[i * MR..][..count], first, row_stride);
+                Ok(())
+            },
+        )?;
+        pairs.rows = Some(rows);
+        pairs
+    } else {
+        PairPanels::new(
+            PairFormat::Weights,
+            m,
+            k,
+            || (),
+            |_, i, out| {
+                let rows: TVec<&[i8]> = (i * MR..m.min(i * MR + MR)).map(|r| &q[r * row_stride..][..k]).collect();
+                pack_weight_panel_rows(out, k, &scales[i * MR..][..rows.len()], &rows);
+                Ok(())
+            },
+        )?
+    };
     let packed = model.outlet_fact(model.node(id).inputs[weights_input])?;
     let batch: TVec<usize> = packed.shape.as_concrete().context("packed shape")?.into();
     let storage = PackedMatrixStorage::new_batched(&batch, tvec![Box::new(pairs) as Box<dyn MMMInputValue>]);
@@ -149,7 +191,11 @@ fn int8_plan(model: &TypedModel, id: usize, weights_input: usize) -> TractResult
         return Ok(None);
     }
     let node = model.node(id);
-    let weights_fact = pair_fact(model.outlet_fact(node.inputs[weights_input])?.exotic_fact(), PairFormat::Weights);
+    let weights_format = match weights_are {
+        WeightsAre::A => PairFormat::WeightRows,
+        WeightsAre::B => PairFormat::Weights,
+    };
+    let weights_fact = pair_fact(model.outlet_fact(node.inputs[weights_input])?.exotic_fact(), weights_format);
     let activations_fact =
         pair_fact(model.outlet_fact(node.inputs[activations_input])?.exotic_fact(), PairFormat::Activations);
     let (Some(weights_fact), Some(_)) = (weights_fact, activations_fact) else {
@@ -225,7 +271,7 @@ static KERNEL: LazyLock<DynKernel<MR, NR, f32>> = LazyLock::new(|| {
         PackedFormat::new(f32::datum_type(), NR, 16)
     });
     kernel.packings = vec![
-        (Box::new(PairFormat::Weights), Box::new(PairFormat::Activations)),
+        (Box::new(PairFormat::WeightRows), Box::new(PairFormat::Activations)),
         (Box::new(PairFormat::Activations), Box::new(PairFormat::Weights)),
     ];
     kernel
@@ -281,7 +327,7 @@ fn run_kernel(specs: &[FusedKerSpec<f32>]) -> isize {
                 }
             }
             FusedKerSpec::AddMatMul { k, pa, pb, packing: 0 } => {
-                // SAFETY: pa and pb are whole panels of PairPanels for this k, weights then activations.
+                // SAFETY: pa is a weight rows header and pb a whole activation panel of PairPanels for this k.
                 // The weight panel is the same for a whole row of tiles: widened once for all of them.
                 let product = WIDENED_WEIGHT_PANEL.with_borrow_mut(|widened| unsafe {
                     product_tile_widened(pa, widened.panel(pa, k), pb, k, tile_widened)
@@ -321,28 +367,92 @@ struct WidenedPanel {
     panel: *const u8,
     k: usize,
     dropped: usize,
+    packed: Vec<u8>,
     values: Vec<i16>,
 }
 
 impl WidenedPanel {
     const fn new() -> WidenedPanel {
-        WidenedPanel { panel: std::ptr::null(), k: 0, dropped: 0, values: Vec::new() }
+        WidenedPanel { panel: std::ptr::null(), k: 0, dropped: 0, packed: Vec::new(), values: Vec::new() }
     }
 
-    /// Weight panel `a`, widened: the one kept, or made now.
+    /// The weight panel whose rows header ([`PairFormat::WeightRows`]) is at `a`, widened: the one kept, or made
+    /// now (packed into this thread's scratch panel, then widened).
     ///
     /// # Safety
-    /// `a` points at a whole weight panel for `k`; the pointer returned is valid until the next call.
+    /// `a` points at a rows header for `k` whose rows are alive; the pointer returned is valid until the next call.
     unsafe fn panel(&mut self, a: *const u8, k: usize) -> *const i16 {
         let dropped = PANELS_DROPPED.load(Ordering::Acquire);
         if (self.panel, self.k, self.dropped) != (a, k, dropped) {
-            self.values.resize(widened_weight_panel_len(k), 0);
             // SAFETY: the caller's.
-            let panel = unsafe { std::slice::from_raw_parts(a, weight_panel_bytes(k)) };
-            widen_weight_panel(panel, k, &mut self.values);
+            let (scales, rows) = unsafe { read_weight_rows_header(a, k) };
+            self.packed.resize(weight_panel_bytes(k), 0);
+            pack_weight_panel_rows(&mut self.packed, k, &scales, &rows);
+            self.values.resize(widened_weight_panel_len(k), 0);
+            widen_weight_panel(&self.packed, k, &mut self.values);
             (self.panel, self.k, self.dropped) = (a, k, dropped);
         }
         self.values.as_ptr()
+    }
+}
+
+/// Bytes of a [`PairFormat::WeightRows`] panel: MR scales (f32, as a packed panel starts, where the kernel reads
+/// them), the first row's address, the row stride and the row count.
+const WEIGHT_ROWS_HEADER: usize = MR * 4 + 16;
+
+/// Writes a rows header: `scales.len()` (at most MR) rows from `first`, `row_stride` values apart.
+fn write_weight_rows_header(out: &mut [u8], scales: &[f32], first: *const i8, row_stride: usize) {
+    assert!(out.len() == WEIGHT_ROWS_HEADER && scales.len() <= MR, "one header of at most MR rows");
+    out.fill(0);
+    for (bytes, scale) in out.chunks_exact_mut(4).zip(scales) {
+        bytes.copy_from_slice(&scale.to_le_bytes());
+    }
+    out[MR * 4..][..8].copy_from_slice(&(first as usize as u64).to_le_bytes());
+    out[MR * 4 + 8..][..4].copy_from_slice(&(row_stride as u32).to_le_bytes());
+    out[MR * 4 + 12..][..4].copy_from_slice(&(scales.len() as u32).to_le_bytes());
+}
+
+/// The scales and rows (`k` values each) of the rows header at `header`.
+///
+/// # Safety
+/// `header` was written by [`write_weight_rows_header`] for rows of at least `k` values that are still alive.
+unsafe fn read_weight_rows_header<'r>(header: *const u8, k: usize) -> (TVec<f32>, TVec<&'r [i8]>) {
+    // SAFETY: the caller's.
+    let header = unsafe { std::slice::from_raw_parts(header, WEIGHT_ROWS_HEADER) };
+    let word = |at: usize| u32::from_le_bytes(header[at..][..4].try_into().unwrap()) as usize;
+    let (first, row_stride, count) = (
+        u64::from_le_bytes(header[MR * 4..][..8].try_into().unwrap()) as usize as *const i8,
+        word(MR * 4 + 8),
+        word(MR * 4 + 12),
+    );
+    let scales = (0..count).map(|r| f32::from_le_bytes(header[r * 4..][..4].try_into().unwrap())).collect();
+    // SAFETY: the caller's: `count` rows of `k` values, `row_stride` apart.
+    let rows = (0..count).map(|r| unsafe { std::slice::from_raw_parts(first.add(r * row_stride), k) }).collect();
+    (scales, rows)
+}
+
+/// What keeps the rows of a [`PairFormat::WeightRows`] weight alive.
+#[derive(Clone)]
+enum WeightRowsOwner {
+    /// Where they lie for the program's life (the embedded model).
+    InPlace(&'static [i8]),
+    /// A copy, made at load.
+    Copied(Arc<[i8]>),
+}
+
+impl WeightRowsOwner {
+    fn values(&self) -> &[i8] {
+        match self {
+            WeightRowsOwner::InPlace(q) => q,
+            WeightRowsOwner::Copied(q) => q,
+        }
+    }
+}
+
+impl fmt::Debug for WeightRowsOwner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let how = if matches!(self, WeightRowsOwner::InPlace(_)) { "in place" } else { "copied" };
+        write!(f, "{} int8 values {how}", self.values().len())
     }
 }
 
@@ -355,6 +465,9 @@ fn at(store: &OutputStoreKer, r: usize, c: usize) -> *mut f32 {
 enum PairFormat {
     /// int8, MR rows a panel, with the row scales.
     Weights,
+    /// The same weights as rows, where they lie: a panel is a header of MR row scales and where its rows are
+    /// ([`write_weight_rows_header`]). Only the kernel's widened copy reads it (weights as A).
+    WeightRows,
     /// int16, NR columns a panel, with the column scales.
     Activations,
 }
@@ -363,6 +476,7 @@ impl PairFormat {
     fn panel_bytes(self, k: usize) -> usize {
         match self {
             PairFormat::Weights => weight_panel_bytes(k),
+            PairFormat::WeightRows => WEIGHT_ROWS_HEADER,
             PairFormat::Activations => activation_panel_bytes(k),
         }
     }
@@ -385,14 +499,14 @@ impl MMMInputFormat for PairFormat {
 
     fn precursor(&self) -> WeightType {
         match self {
-            PairFormat::Weights => WeightType::Plain(i8::datum_type()),
+            PairFormat::Weights | PairFormat::WeightRows => WeightType::Plain(i8::datum_type()),
             PairFormat::Activations => WeightType::Plain(f32::datum_type()),
         }
     }
 
     fn r(&self) -> usize {
         match self {
-            PairFormat::Weights => MR,
+            PairFormat::Weights | PairFormat::WeightRows => MR,
             PairFormat::Activations => NR,
         }
     }
@@ -423,6 +537,8 @@ struct PairPanels {
     mn: usize,
     k: usize,
     bytes: Arc<Blob>,
+    /// The rows a [`PairFormat::WeightRows`] operand's headers point into.
+    rows: Option<WeightRowsOwner>,
 }
 
 impl PairPanels {
@@ -447,7 +563,7 @@ impl PairPanels {
             Ok(())
         })?;
         let fact = PackedExoticFact { format: Box::new(format), mn: mn.to_dim(), k };
-        Ok(PairPanels { format, fact, mn, k, bytes: Arc::new(bytes) })
+        Ok(PairPanels { format, fact, mn, k, bytes: Arc::new(bytes), rows: None })
     }
 
     /// tract's f32 panels (`r` columns a panel, K-major, possibly made lazily into a scratch buffer that the next
@@ -604,18 +720,20 @@ impl TypedOp for QuantizeActivations {
 mod tests {
     use super::*;
 
-    /// A widened panel is kept by address: the same bytes are not widened again while no panel is dropped, and once
+    /// A widened panel is kept by address: the same rows are not widened again while no panel is dropped, and once
     /// one has been (its address may then hold other weights), they are widened anew.
     #[test]
     fn widened_panel_is_kept_until_a_panel_is_dropped() {
         let k = 5;
-        let mut bytes = vec![0u8; weight_panel_bytes(k)];
-        bytes[MR * 4] = 3;
+        let mut rows = vec![0i8; MR * k];
+        rows[0] = 3;
+        let mut header = vec![0u8; WEIGHT_ROWS_HEADER];
+        write_weight_rows_header(&mut header, &[1.0; MR], rows.as_ptr(), k);
         let mut widened = WidenedPanel::new();
-        // SAFETY (the reads below): a whole weight panel for k, read before the next call.
-        assert_eq!(unsafe { *widened.panel(bytes.as_ptr(), k) }, 3);
-        bytes[MR * 4] = -7i8 as u8;
-        assert_eq!(unsafe { *widened.panel(bytes.as_ptr(), k) }, 3, "kept: no panel was dropped");
+        // SAFETY (the reads below): a rows header for k over live rows, read before the next call.
+        assert_eq!(unsafe { *widened.panel(header.as_ptr(), k) }, 3);
+        rows[0] = -7;
+        assert_eq!(unsafe { *widened.panel(header.as_ptr(), k) }, 3, "kept: no panel was dropped");
         // Other weights at the same address, as after a drop and a new allocation.
         let dropped = PANELS_DROPPED.load(Ordering::Acquire);
         let fill = |_: &mut (), _, out: &mut [u8]| {
@@ -624,6 +742,32 @@ mod tests {
         };
         drop(PairPanels::new(PairFormat::Weights, MR, k, || (), fill).unwrap());
         assert!(PANELS_DROPPED.load(Ordering::Acquire) > dropped, "dropping pair panels is counted");
-        assert_eq!(unsafe { *widened.panel(bytes.as_ptr(), k) }, -7, "widened anew after a drop");
+        assert_eq!(unsafe { *widened.panel(header.as_ptr(), k) }, -7, "widened anew after a drop");
+    }
+
+    /// A last panel of fewer than MR rows, apart by more than K: each widened pair holds its row's two values, the
+    /// missing rows and the odd K's padding are zeros, and the kernel finds the scales where a packed panel has them.
+    #[test]
+    fn widened_rows_are_the_pairs_of_each_row() {
+        let (k, stride, count) = (5, 7, 3);
+        let rows: Vec<i8> = (0..count * stride).map(|i| (i as i8).wrapping_mul(37)).collect();
+        let scales = [0.5, 0.25, 2.0];
+        let mut header = vec![0u8; WEIGHT_ROWS_HEADER];
+        write_weight_rows_header(&mut header, &scales, rows.as_ptr(), stride);
+        let read: Vec<f32> = (0..MR).map(|r| f32::from_le_bytes(header[r * 4..][..4].try_into().unwrap())).collect();
+        assert_eq!(read, [0.5, 0.25, 2.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+        let mut widened = WidenedPanel::new();
+        // SAFETY: a rows header for k over live rows.
+        let values =
+            unsafe { std::slice::from_raw_parts(widened.panel(header.as_ptr(), k), widened_weight_panel_len(k)) };
+        for p in 0..k.div_ceil(2) {
+            for r in 0..MR {
+                for j in 0..2 {
+                    let kk = 2 * p + j;
+                    let want = if r < count && kk < k { rows[r * stride + kk] as i16 } else { 0 };
+                    assert_eq!(values[(p * MR + r) * 2 + j], want, "pair {p}, row {r}, value {j}");
+                }
+            }
+        }
     }
 }

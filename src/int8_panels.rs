@@ -62,7 +62,8 @@ pub fn keep_packed_weights_int8(model: &mut TypedModel, mut by_name: LiftedWeigh
         let switched = match pair_weights_input(model, &readers, output, &layout) {
             Some((matmul, input)) if pairs => {
                 let rows = (layout.mn, layout.k, layout.strides[layout.mn_axis] as usize);
-                switch_with_weight_rows(model, matmul, input, q, rows, &layout.scale)?
+                let in_place = by_name.get(&chain.source).and_then(|w| w.in_place);
+                switch_with_weight_rows(model, matmul, input, (q, in_place), rows, &layout.scale)?
             }
             _ => false,
         };
@@ -154,12 +155,13 @@ pub struct LiftedWeight<'a> {
     dims: Vec<usize>,
     values: Cow<'a, [u8]>,
     scale: Vec<f32>,
+    /// The values again, if they lie in bytes that live as long as the program (the embedded model's).
+    in_place: Option<&'static [i8]>,
 }
 
 impl LiftedWeight<'_> {
     fn values(&self) -> &[i8] {
-        // SAFETY: i8 and u8 have the same size and alignment, and every byte is a valid i8.
-        unsafe { std::slice::from_raw_parts(self.values.as_ptr() as *const i8, self.values.len()) }
+        as_i8(&self.values)
     }
 
     /// The weight as a tract tensor (a copy).
@@ -178,10 +180,12 @@ impl LiftedWeight<'_> {
 }
 
 /// The lifted weights by name, each one's values read in place if proto_split took them out of the model's bytes.
+/// `lasting_bytes` are those bytes if they live as long as the program.
 #[inline(never)] // a step of Model::from_onnx
 pub fn lifted_weights<'a>(
     lifted: Vec<(TensorProto, Vec<f32>)>,
     split: &SplitWeights<'a>,
+    lasting_bytes: Option<&'static [u8]>,
 ) -> TractResult<LiftedWeights<'a>> {
     let mut by_name = HashMap::new();
     for (t, scale) in lifted {
@@ -194,9 +198,24 @@ pub fn lifted_weights<'a>(
             dims.first() == Some(&scale.len()) && values.len().is_multiple_of(scale.len()),
             "{name}: one scale per output channel"
         );
-        by_name.insert(name, LiftedWeight { dims, values, scale });
+        let in_place = match (&values, lasting_bytes) {
+            (Cow::Borrowed(values), Some(bytes)) => within(bytes, values).map(as_i8),
+            _ => None,
+        };
+        by_name.insert(name, LiftedWeight { dims, values, scale, in_place });
     }
     Ok(by_name)
+}
+
+/// `part` as a slice of `whole`, if it lies there.
+fn within(whole: &'static [u8], part: &[u8]) -> Option<&'static [u8]> {
+    let start = (part.as_ptr() as usize).checked_sub(whole.as_ptr() as usize)?;
+    whole.get(start..start.checked_add(part.len())?)
+}
+
+fn as_i8(bytes: &[u8]) -> &[i8] {
+    // SAFETY: i8 and u8 have the same size and alignment, and every byte is a valid i8.
+    unsafe { std::slice::from_raw_parts(bytes.as_ptr() as *const i8, bytes.len()) }
 }
 
 /// What feeds a weight packer: a lifted weight (an f32 Source whose int8 values and scales are aside) behind reshapes
@@ -554,7 +573,8 @@ mod tests {
     #[test]
     fn a_lifted_weight_dequantises_per_output_channel() {
         let values: Vec<u8> = [1i8, -2, 3, 4, -128, 127].iter().map(|&q| q as u8).collect();
-        let weight = LiftedWeight { dims: vec![2, 3, 1, 1], values: Cow::Owned(values), scale: vec![0.5, 0.25] };
+        let weight =
+            LiftedWeight { dims: vec![2, 3, 1, 1], values: Cow::Owned(values), scale: vec![0.5, 0.25], in_place: None };
         let tensor = weight.dequantized().unwrap();
         assert_eq!(tensor.shape(), &[2, 3, 1, 1]);
         let got: Vec<f32> = tensor.to_plain_array_view::<f32>().unwrap().iter().copied().collect();

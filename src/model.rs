@@ -70,6 +70,7 @@ pub struct Model {
     output_len: usize,
     int8_matrices: usize,
     int8_matmuls: usize,
+    int8_weights_in_place: usize,
 }
 
 impl std::fmt::Debug for Model {
@@ -82,13 +83,38 @@ impl Model {
     /// Decodes ONNX bytes, folds constant weight dequantisation, types the graph for `input_shape` and optimises it,
     /// keeping the weights as `weights` says.
     pub fn from_onnx(bytes: &[u8], input_shape: &[usize], output_len: usize, weights: WeightMemory) -> Result<Model> {
+        Model::load(bytes, None, input_shape, output_len, weights)
+    }
+
+    /// As [`Model::from_onnx`], from bytes that live as long as the program (the embedded model): int8 weights the
+    /// kernel reads as rows are read where they lie, rather than copied (Int8Compute).
+    pub fn from_static_onnx(
+        bytes: &'static [u8],
+        input_shape: &[usize],
+        output_len: usize,
+        weights: WeightMemory,
+    ) -> Result<Model> {
+        Model::load(bytes, Some(bytes), input_shape, output_len, weights)
+    }
+
+    fn load(
+        bytes: &[u8],
+        lasting_bytes: Option<&'static [u8]>,
+        input_shape: &[usize],
+        output_len: usize,
+        weights: WeightMemory,
+    ) -> Result<Model> {
         // Load code in wasm: V8 runs each function first as its baseline compiler made it, and recompiles the ones
         // that get hot in the background, on threads that share the cores with the load. A function this load calls
         // once gains nothing from it (the new code serves its next call), and a large one costs the most to recompile.
         // So the load's steps are functions of their own (`#[inline(never)]`, "a step of Model::from_onnx"), and this
         // one stays small. Measured in Node (one run, median of 10 alternating loads): CPU spent recompiling during a
         // load ~390 ms instead of ~510, instantiate+load 436 ms against 456.
-        reserve_memory(bytes.len());
+        // Int8 weights the kernel reads where they lie (the embedded model's, with int8 compute) take no new memory;
+        // a quarter of the file then covers the graph and the weights that are packed (measured in Node: 88 MB after
+        // the load, 95 after inferences, of which 70 are the embedded file).
+        let weights_in_place = lasting_bytes.is_some() && weights == WeightMemory::Int8Compute;
+        reserve_memory(if weights_in_place { bytes.len() / 4 } else { bytes.len() });
         let int8 = weights != WeightMemory::F32;
         // With int8 weights, the large ones are read in place (proto_split); f32 weights would be copies anyway.
         let (split_bytes, split) = if int8 { split_weights(bytes).unzip() } else { (None, None) };
@@ -96,8 +122,11 @@ impl Model {
         let mut proto = decode(split_bytes.as_deref().unwrap_or(bytes))?;
         drop(split_bytes);
         let graph = proto.graph.as_mut().ok_or_else(|| Error::Model("ONNX model has no graph".into()))?;
-        let lifted =
-            if int8 { lifted_weights(lift_int8_weights(graph, &split)?, &split)? } else { LiftedWeights::new() };
+        let lifted = if int8 {
+            lifted_weights(lift_int8_weights(graph, &split)?, &split, lasting_bytes)?
+        } else {
+            LiftedWeights::new()
+        };
         split.restore(graph);
         fold_constant_dequantize(graph)?;
         // Shapes recorded for intermediate values can disagree with what tract infers (batch dimension): let it infer.
@@ -109,8 +138,16 @@ impl Model {
         let int8_matrices =
             if int8 { keep_packed_weights_int8(&mut model, lifted, weights == WeightMemory::Int8Compute)? } else { 0 };
         let int8_matmuls = int8_compute::int8_matmuls(&model);
+        let int8_weights_in_place = int8_compute::weights_in_place(&model);
         let plan = model.into_runnable()?;
-        let model = Model { plan, input_shape: input_shape.to_vec(), output_len, int8_matrices, int8_matmuls };
+        let model = Model {
+            plan,
+            input_shape: input_shape.to_vec(),
+            output_len,
+            int8_matrices,
+            int8_matmuls,
+            int8_weights_in_place,
+        };
         model.check_output_shape()?;
         Ok(model)
     }
@@ -159,6 +196,12 @@ impl Model {
     /// How many matrix products run in integer arithmetic.
     pub fn int8_matmuls(&self) -> usize {
         self.int8_matmuls
+    }
+
+    /// How many of those read their int8 weights where they lie in the model's bytes, not copied (from
+    /// [`Model::from_static_onnx`]).
+    pub fn int8_weights_in_place(&self) -> usize {
+        self.int8_weights_in_place
     }
 
     pub fn input_shape(&self) -> &[usize] {
