@@ -4,11 +4,11 @@
 //! scale per row). A matmul whose weight rows hold K contiguously (as ONNX's Conv and Gemm with transB do), whose
 //! weight packer feeds it alone, and whose activations arrive packed as f32 (from im2col or a packer) is changed
 //! three ways ([`switch_with_weight_rows`]):
-//! - its weights stay rows, where they lie in the model's bytes if those last (the embedded model) or else copied,
-//!   when tract takes them as its first operand: the kernel widens each panel once per row of tiles from them
-//!   anyway (so the load packs nothing, and wasm memory holds no second copy of the weights: 95 MB against 157 MB
-//!   in Node, and a load ~9% faster, inference unchanged). As the second operand they are packed from the rows in
-//!   int8_matmul's pair layout ([`PairPanels`] of int8, with the scales);
+//! - on one thread, its weights stay rows, where they lie in the model's bytes if those last (the embedded model)
+//!   or else copied, when tract takes them as its first operand: the kernel widens each panel once per row of
+//!   tiles from them anyway (so the load packs nothing, and wasm memory holds no second copy of the weights: 95 MB
+//!   against 157 MB in Node, and a load ~9% faster, inference unchanged). Otherwise they are packed from the rows
+//!   in int8_matmul's pair layout ([`PairPanels`] of int8, with the scales);
 //! - a [`QuantizeActivations`] node before it turns tract's f32 activation panels into int16 ones, each column
 //!   with its own scale;
 //! - tract's f32 kernel gives way to [`KERNEL`]: integer sums, times both scales, then tract's own epilogue (bias,
@@ -28,7 +28,7 @@ use tract_linalg::mmm::{
     DynKernel, EagerPackedInput, FusedKerSpec, MMMInputFormat, MMMInputValue, OutputStoreKer, PackedExoticFact,
     PackedMatrixStorage,
 };
-use tract_linalg::multithread::par_chunks_mut;
+use tract_linalg::multithread::{Executor, current_tract_executor, par_chunks_mut};
 use tract_linalg::pack::PackedFormat;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
@@ -59,11 +59,15 @@ pub fn weights_in_place(model: &TypedModel) -> usize {
     storages.map(|s| s.values().iter().filter(|v| in_place(v)).count()).sum()
 }
 
-/// Which operand of tract's matmul holds the weights. tract puts the activations first when they have more rows
-/// than the weights (1x1 convolutions on large images): the tile is then the transpose of int8_matmul's.
+/// Which operand of tract's matmul holds the weights, and how. tract puts the activations first when they have more
+/// rows than the weights (1x1 convolutions on large images): the tile is then the transpose of int8_matmul's.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum WeightsAre {
-    A,
+    /// A, as rows ([`PairFormat::WeightRows`]): on one thread.
+    ARows,
+    /// A, packed: on several threads.
+    APacked,
+    /// B, packed.
     B,
 }
 
@@ -71,8 +75,16 @@ impl WeightsAre {
     /// The index of this layout in [`KERNEL`]'s packings.
     fn packing(self) -> usize {
         match self {
-            WeightsAre::A => 0,
+            WeightsAre::ARows => 0,
             WeightsAre::B => 1,
+            WeightsAre::APacked => 2,
+        }
+    }
+
+    fn format(self) -> PairFormat {
+        match self {
+            WeightsAre::ARows => PairFormat::WeightRows,
+            WeightsAre::APacked | WeightsAre::B => PairFormat::Weights,
         }
     }
 }
@@ -99,7 +111,7 @@ pub fn switch_with_weight_rows(
     let Some(plan) = int8_plan(model, id, weights_input)? else {
         return Ok(false);
     };
-    let pairs = if plan.weights_are == WeightsAre::A {
+    let pairs = if plan.weights_are == WeightsAre::ARows {
         let rows = match in_place {
             Some(q) => WeightRowsOwner::InPlace(q),
             None => WeightRowsOwner::Copied(Arc::from(q)),
@@ -176,14 +188,18 @@ fn int8_plan(model: &TypedModel, id: usize, weights_input: usize) -> TractResult
         return Ok(None);
     };
     let (weights_are, activations_input) = match weights_input {
-        i if i == a_input => (WeightsAre::A, b_input),
+        // On several threads, tract hands each thread rectangles of tiles, and a thread widens a panel once per row
+        // of its rectangle: from rows, which cost a transposition more than a packed panel, that made inference
+        // 11-26% slower on 2 threads (tools/bench). So the weights are rows on one thread only.
+        i if i == a_input && matches!(current_tract_executor(), Executor::SingleThread) => (WeightsAre::ARows, b_input),
+        i if i == a_input => (WeightsAre::APacked, b_input),
         i if i == b_input => (WeightsAre::B, a_input),
         _ => return Ok(None),
     };
     // Whatever made the activations (a packer, im2col, lazily or not) wrote the panels tract's kernel reads, so
     // that kernel's packing says their layout.
     let (format_a, format_b) = &op.mmm[0].packings()[*packing];
-    let activations_format = if weights_are == WeightsAre::A { format_b } else { format_a };
+    let activations_format = if weights_are == WeightsAre::B { format_a } else { format_b };
     let Some(activations_format) = activations_format.downcast_ref::<PackedFormat>() else {
         return Ok(None);
     };
@@ -191,11 +207,7 @@ fn int8_plan(model: &TypedModel, id: usize, weights_input: usize) -> TractResult
         return Ok(None);
     }
     let node = model.node(id);
-    let weights_format = match weights_are {
-        WeightsAre::A => PairFormat::WeightRows,
-        WeightsAre::B => PairFormat::Weights,
-    };
-    let weights_fact = pair_fact(model.outlet_fact(node.inputs[weights_input])?.exotic_fact(), weights_format);
+    let weights_fact = pair_fact(model.outlet_fact(node.inputs[weights_input])?.exotic_fact(), weights_are.format());
     let activations_fact =
         pair_fact(model.outlet_fact(node.inputs[activations_input])?.exotic_fact(), PairFormat::Activations);
     let (Some(weights_fact), Some(_)) = (weights_fact, activations_fact) else {
@@ -273,6 +285,7 @@ static KERNEL: LazyLock<DynKernel<MR, NR, f32>> = LazyLock::new(|| {
     kernel.packings = vec![
         (Box::new(PairFormat::WeightRows), Box::new(PairFormat::Activations)),
         (Box::new(PairFormat::Activations), Box::new(PairFormat::Weights)),
+        (Box::new(PairFormat::Weights), Box::new(PairFormat::Activations)),
     ];
     kernel
 });
@@ -326,11 +339,13 @@ fn run_kernel(specs: &[FusedKerSpec<f32>]) -> isize {
                     }
                 }
             }
-            FusedKerSpec::AddMatMul { k, pa, pb, packing: 0 } => {
-                // SAFETY: pa is a weight rows header and pb a whole activation panel of PairPanels for this k.
-                // The weight panel is the same for a whole row of tiles: widened once for all of them.
+            FusedKerSpec::AddMatMul { k, pa, pb, packing: packing @ (0 | 2) } => {
+                // SAFETY: pa is a weight rows header (packing 0) or a whole weight panel (2), and pb a whole
+                // activation panel, of PairPanels for this k. The weight panel is the same for a whole row of tiles:
+                // widened once for all of them.
                 let product = WIDENED_WEIGHT_PANEL.with_borrow_mut(|widened| unsafe {
-                    product_tile_widened(pa, widened.panel(pa, k), pb, k, tile_widened)
+                    let values = if packing == 0 { widened.from_rows(pa, k) } else { widened.from_packed(pa, k) };
+                    product_tile_widened(pa, values, pb, k, tile_widened)
                 });
                 each(&mut ab, &|v, r, c| v + product[r][c]);
             }
@@ -381,18 +396,38 @@ impl WidenedPanel {
     ///
     /// # Safety
     /// `a` points at a rows header for `k` whose rows are alive; the pointer returned is valid until the next call.
-    unsafe fn panel(&mut self, a: *const u8, k: usize) -> *const i16 {
-        let dropped = PANELS_DROPPED.load(Ordering::Acquire);
-        if (self.panel, self.k, self.dropped) != (a, k, dropped) {
+    unsafe fn from_rows(&mut self, a: *const u8, k: usize) -> *const i16 {
+        if !self.holds(a, k) {
             // SAFETY: the caller's.
             let (scales, rows) = unsafe { read_weight_rows_header(a, k) };
             self.packed.resize(weight_panel_bytes(k), 0);
             pack_weight_panel_rows(&mut self.packed, k, &scales, &rows);
             self.values.resize(widened_weight_panel_len(k), 0);
             widen_weight_panel(&self.packed, k, &mut self.values);
-            (self.panel, self.k, self.dropped) = (a, k, dropped);
         }
         self.values.as_ptr()
+    }
+
+    /// Weight panel `a`, widened: the one kept, or made now.
+    ///
+    /// # Safety
+    /// `a` points at a whole weight panel for `k`; the pointer returned is valid until the next call.
+    unsafe fn from_packed(&mut self, a: *const u8, k: usize) -> *const i16 {
+        if !self.holds(a, k) {
+            self.values.resize(widened_weight_panel_len(k), 0);
+            // SAFETY: the caller's.
+            let panel = unsafe { std::slice::from_raw_parts(a, weight_panel_bytes(k)) };
+            widen_weight_panel(panel, k, &mut self.values);
+        }
+        self.values.as_ptr()
+    }
+
+    /// Whether the values are panel `a`'s for `k`; if not, they will be (the caller widens it).
+    fn holds(&mut self, a: *const u8, k: usize) -> bool {
+        let dropped = PANELS_DROPPED.load(Ordering::Acquire);
+        let held = (self.panel, self.k, self.dropped) == (a, k, dropped);
+        (self.panel, self.k, self.dropped) = (a, k, dropped);
+        held
     }
 }
 
@@ -731,9 +766,9 @@ mod tests {
         write_weight_rows_header(&mut header, &[1.0; MR], rows.as_ptr(), k);
         let mut widened = WidenedPanel::new();
         // SAFETY (the reads below): a rows header for k over live rows, read before the next call.
-        assert_eq!(unsafe { *widened.panel(header.as_ptr(), k) }, 3);
+        assert_eq!(unsafe { *widened.from_rows(header.as_ptr(), k) }, 3);
         rows[0] = -7;
-        assert_eq!(unsafe { *widened.panel(header.as_ptr(), k) }, 3, "kept: no panel was dropped");
+        assert_eq!(unsafe { *widened.from_rows(header.as_ptr(), k) }, 3, "kept: no panel was dropped");
         // Other weights at the same address, as after a drop and a new allocation.
         let dropped = PANELS_DROPPED.load(Ordering::Acquire);
         let fill = |_: &mut (), _, out: &mut [u8]| {
@@ -742,7 +777,7 @@ mod tests {
         };
         drop(PairPanels::new(PairFormat::Weights, MR, k, || (), fill).unwrap());
         assert!(PANELS_DROPPED.load(Ordering::Acquire) > dropped, "dropping pair panels is counted");
-        assert_eq!(unsafe { *widened.panel(header.as_ptr(), k) }, -7, "widened anew after a drop");
+        assert_eq!(unsafe { *widened.from_rows(header.as_ptr(), k) }, -7, "widened anew after a drop");
     }
 
     /// A last panel of fewer than MR rows, apart by more than K: each widened pair holds its row's two values, the
@@ -759,7 +794,7 @@ mod tests {
         let mut widened = WidenedPanel::new();
         // SAFETY: a rows header for k over live rows.
         let values =
-            unsafe { std::slice::from_raw_parts(widened.panel(header.as_ptr(), k), widened_weight_panel_len(k)) };
+            unsafe { std::slice::from_raw_parts(widened.from_rows(header.as_ptr(), k), widened_weight_panel_len(k)) };
         for p in 0..k.div_ceil(2) {
             for r in 0..MR {
                 for j in 0..2 {
