@@ -59,6 +59,14 @@ pub fn weights_in_place(model: &TypedModel) -> usize {
     storages.map(|s| s.values().iter().filter(|v| in_place(v)).count()).sum()
 }
 
+/// Whether the kernel reads the weights tract takes as A from their rows ([`PairFormat::WeightRows`]) rather than
+/// packed: on one thread only. On several, tract hands each thread rectangles of tiles, and a thread widens a panel
+/// once per row of its rectangle: from rows, which cost a transposition more than a packed panel, that made
+/// inference 11-26% slower on 2 threads (tools/bench).
+pub fn weights_read_as_rows() -> bool {
+    matches!(current_tract_executor(), Executor::SingleThread)
+}
+
 /// Which operand of tract's matmul holds the weights, and how. tract puts the activations first when they have more
 /// rows than the weights (1x1 convolutions on large images): the tile is then the transpose of int8_matmul's.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -188,10 +196,7 @@ fn int8_plan(model: &TypedModel, id: usize, weights_input: usize) -> TractResult
         return Ok(None);
     };
     let (weights_are, activations_input) = match weights_input {
-        // On several threads, tract hands each thread rectangles of tiles, and a thread widens a panel once per row
-        // of its rectangle: from rows, which cost a transposition more than a packed panel, that made inference
-        // 11-26% slower on 2 threads (tools/bench). So the weights are rows on one thread only.
-        i if i == a_input && matches!(current_tract_executor(), Executor::SingleThread) => (WeightsAre::ARows, b_input),
+        i if i == a_input && weights_read_as_rows() => (WeightsAre::ARows, b_input),
         i if i == a_input => (WeightsAre::APacked, b_input),
         i if i == b_input => (WeightsAre::B, a_input),
         _ => return Ok(None),

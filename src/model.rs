@@ -110,14 +110,11 @@ impl Model {
         // So the load's steps are functions of their own (`#[inline(never)]`, "a step of Model::from_onnx"), and this
         // one stays small. Measured in Node (one run, median of 10 alternating loads): CPU spent recompiling during a
         // load ~390 ms instead of ~510, instantiate+load 436 ms against 456.
-        // Int8 weights the kernel reads where they lie (the embedded model's, with int8 compute on one thread) take
-        // no new memory; a quarter of the file then covers the graph and the weights that are packed (measured in
+        // Int8 weights the kernel reads where they lie (the embedded model's, with int8 compute, as rows) take no
+        // new memory; a quarter of the file then covers the graph and the weights that are packed (measured in
         // Node: 88 MB after the load, 95 after inferences, of which 70 are the embedded file).
-        let one_thread = matches!(
-            tract_linalg::multithread::current_tract_executor(),
-            tract_linalg::multithread::Executor::SingleThread
-        );
-        let weights_in_place = lasting_bytes.is_some() && weights == WeightMemory::Int8Compute && one_thread;
+        let weights_in_place =
+            lasting_bytes.is_some() && weights == WeightMemory::Int8Compute && int8_compute::weights_read_as_rows();
         reserve_memory(if weights_in_place { bytes.len() / 4 } else { bytes.len() });
         let int8 = weights != WeightMemory::F32;
         // With int8 weights, the large ones are read in place (proto_split); f32 weights would be copies anyway.
