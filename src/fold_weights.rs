@@ -272,6 +272,17 @@ pub(crate) mod tests {
         AttributeProto { name: name.into(), i, r#type: AttributeType::Int as i32, ..Default::default() }
     }
 
+    /// An ONNX node `op_type(inputs) -> output` with one integer attribute.
+    fn node(op_type: &str, inputs: &[&str], output: &str, (name, value): (&str, i64)) -> NodeProto {
+        NodeProto {
+            op_type: op_type.into(),
+            input: inputs.iter().map(|&i| i.into()).collect(),
+            output: vec![output.into()],
+            attribute: vec![int_attribute(name, value)],
+            ..Default::default()
+        }
+    }
+
     /// `DequantizeLinear(q, scale[, zero], axis 0) -> w`, then `Conv(x, w)` in `group` groups into y.
     pub(crate) fn dequantize_then_conv(
         q: TensorProto,
@@ -279,20 +290,10 @@ pub(crate) mod tests {
         zero: Option<TensorProto>,
         group: i64,
     ) -> GraphProto {
-        let dequantize = NodeProto {
-            op_type: "DequantizeLinear".into(),
-            input: [Some(&q), Some(&scale), zero.as_ref()].into_iter().flatten().map(|t| t.name.clone()).collect(),
-            output: vec!["w".into()],
-            attribute: vec![int_attribute("axis", 0)],
-            ..Default::default()
-        };
-        let conv = NodeProto {
-            op_type: "Conv".into(),
-            input: vec!["x".into(), "w".into()],
-            output: vec!["y".into()],
-            attribute: vec![int_attribute("group", group)],
-            ..Default::default()
-        };
+        let inputs: Vec<&str> =
+            [Some(&q), Some(&scale), zero.as_ref()].into_iter().flatten().map(|t| &*t.name).collect();
+        let dequantize = node("DequantizeLinear", &inputs, "w", ("axis", 0));
+        let conv = node("Conv", &["x", "w"], "y", ("group", group));
         let initializer = [Some(q), Some(scale), zero].into_iter().flatten().collect();
         GraphProto { node: vec![dequantize, conv], initializer, ..Default::default() }
     }
@@ -335,20 +336,8 @@ pub(crate) mod tests {
         );
         graph.node[1].input.push("bias".into());
         graph.initializer.push(f32_tensor("bias".into(), &[4], &[0.0; 4]));
-        let gemm_dq = NodeProto {
-            op_type: "DequantizeLinear".into(),
-            input: vec!["q2".into(), "scale2".into()],
-            output: vec!["w2".into()],
-            attribute: vec![int_attribute("axis", 0)],
-            ..Default::default()
-        };
-        let gemm = NodeProto {
-            op_type: "Gemm".into(),
-            input: vec!["y".into(), "w2".into()],
-            output: vec!["z".into()],
-            attribute: vec![int_attribute("transB", 1)],
-            ..Default::default()
-        };
+        let gemm_dq = node("DequantizeLinear", &["q2", "scale2"], "w2", ("axis", 0));
+        let gemm = node("Gemm", &["y", "w2"], "z", ("transB", 1));
         graph.node.extend([gemm_dq, gemm]);
         graph.initializer.extend([small_int8("q2", vec![3, 4]), f32_tensor("scale2".into(), &[3], &[0.25; 3])]);
         let lifted = lift_int8_weights(&mut graph, &SplitWeights::default()).unwrap();
