@@ -51,12 +51,12 @@ pub fn int8_matmuls(model: &TypedModel) -> usize {
 
 /// How many of the int8 kernel's weights it reads where they lie in the model's bytes (not copied).
 pub fn weights_in_place(model: &TypedModel) -> usize {
-    let in_place = |v: &Box<dyn MMMInputValue>| {
+    let in_place = |v: &dyn MMMInputValue| {
         v.downcast_ref::<PairPanels>().is_some_and(|p| matches!(p.rows, Some(WeightRowsOwner::InPlace(_))))
     };
     let konsts = model.nodes().iter().filter_map(|n| n.op_as::<Const>());
     let storages = konsts.filter_map(|k| k.val().try_storage_as::<PackedMatrixStorage>().ok());
-    storages.map(|s| s.values().iter().filter(|v| in_place(v)).count()).sum()
+    storages.map(|s| s.values().iter().filter(|v| in_place(&***v)).count()).sum()
 }
 
 /// Whether the kernel reads the weights tract takes as A from their rows ([`PairFormat::WeightRows`]) rather than
@@ -349,7 +349,7 @@ fn run_kernel(specs: &[FusedKerSpec<f32>]) -> isize {
                 // activation panel, of PairPanels for this k. The weight panel is the same for a whole row of tiles:
                 // widened once for all of them.
                 let product = WIDENED_WEIGHT_PANEL.with_borrow_mut(|widened| unsafe {
-                    let values = if packing == 0 { widened.from_rows(pa, k) } else { widened.from_packed(pa, k) };
+                    let values = if packing == 0 { widened.of_rows(pa, k) } else { widened.of_packed(pa, k) };
                     product_tile_widened(pa, values, pb, k, tile_widened)
                 });
                 each(&mut ab, &|v, r, c| v + product[r][c]);
@@ -401,7 +401,7 @@ impl WidenedPanel {
     ///
     /// # Safety
     /// `a` points at a rows header for `k` whose rows are alive; the pointer returned is valid until the next call.
-    unsafe fn from_rows(&mut self, a: *const u8, k: usize) -> *const i16 {
+    unsafe fn of_rows(&mut self, a: *const u8, k: usize) -> *const i16 {
         if !self.holds(a, k) {
             // SAFETY: the caller's.
             let (scales, rows) = unsafe { read_weight_rows_header(a, k) };
@@ -417,7 +417,7 @@ impl WidenedPanel {
     ///
     /// # Safety
     /// `a` points at a whole weight panel for `k`; the pointer returned is valid until the next call.
-    unsafe fn from_packed(&mut self, a: *const u8, k: usize) -> *const i16 {
+    unsafe fn of_packed(&mut self, a: *const u8, k: usize) -> *const i16 {
         if !self.holds(a, k) {
             self.values.resize(widened_weight_panel_len(k), 0);
             // SAFETY: the caller's.
@@ -771,9 +771,9 @@ mod tests {
         write_weight_rows_header(&mut header, &[1.0; MR], rows.as_ptr(), k);
         let mut widened = WidenedPanel::new();
         // SAFETY (the reads below): a rows header for k over live rows, read before the next call.
-        assert_eq!(unsafe { *widened.from_rows(header.as_ptr(), k) }, 3);
+        assert_eq!(unsafe { *widened.of_rows(header.as_ptr(), k) }, 3);
         rows[0] = -7;
-        assert_eq!(unsafe { *widened.from_rows(header.as_ptr(), k) }, 3, "kept: no panel was dropped");
+        assert_eq!(unsafe { *widened.of_rows(header.as_ptr(), k) }, 3, "kept: no panel was dropped");
         // Other weights at the same address, as after a drop and a new allocation.
         let dropped = PANELS_DROPPED.load(Ordering::Acquire);
         let fill = |_: &mut (), _, out: &mut [u8]| {
@@ -782,7 +782,7 @@ mod tests {
         };
         drop(PairPanels::new(PairFormat::Weights, MR, k, || (), fill).unwrap());
         assert!(PANELS_DROPPED.load(Ordering::Acquire) > dropped, "dropping pair panels is counted");
-        assert_eq!(unsafe { *widened.from_rows(header.as_ptr(), k) }, -7, "widened anew after a drop");
+        assert_eq!(unsafe { *widened.of_rows(header.as_ptr(), k) }, -7, "widened anew after a drop");
     }
 
     /// A last panel of fewer than MR rows, apart by more than K: each widened pair holds its row's two values, the
@@ -799,7 +799,7 @@ mod tests {
         let mut widened = WidenedPanel::new();
         // SAFETY: a rows header for k over live rows.
         let values =
-            unsafe { std::slice::from_raw_parts(widened.from_rows(header.as_ptr(), k), widened_weight_panel_len(k)) };
+            unsafe { std::slice::from_raw_parts(widened.of_rows(header.as_ptr(), k), widened_weight_panel_len(k)) };
         for p in 0..k.div_ceil(2) {
             for r in 0..MR {
                 for j in 0..2 {
