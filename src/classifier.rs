@@ -98,6 +98,11 @@ impl Classifier {
         self.model.int8_matmuls()
     }
 
+    /// How many of those run on AMX's tile multiplies (natively, on CPUs that have them).
+    pub fn int8_amx_matmuls(&self) -> usize {
+        self.model.int8_amx_matmuls()
+    }
+
     /// How many of those read their int8 weights where they lie in the model's bytes (the embedded model's).
     pub fn int8_weights_in_place(&self) -> usize {
         self.model.int8_weights_in_place()

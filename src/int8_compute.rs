@@ -37,15 +37,24 @@ use tract_onnx::tract_core::ops::matmul::ModePicker;
 use tract_onnx::tract_core::ops::matmul::optimized::{MatMulOperand, OptMatMul, ProtoFusedSpec};
 use tract_onnx::tract_core::ops::matmul::pack::DynPackedExoticFact;
 
+use crate::int8_amx::{self, COLS, ROWS};
 use crate::int8_matmul::{
     MR, NR, activation_panel_bytes, pack_weight_panel_rows, product_tile, product_tile_widened,
     quantize_activation_panel, tile, tile_widened, weight_panel_bytes, widen_weight_panel, widened_weight_panel_len,
 };
 
-/// How many matmuls run on the int8 kernel.
+/// How many matmuls run on an int8 kernel (the pair kernel or AMX's).
 pub fn int8_matmuls(model: &TypedModel) -> usize {
-    let kernel = KERNEL.mmm();
-    let on_kernel = |op: &OptMatMul| op.mmm.iter().any(|mmm| mmm.name() == kernel.name());
+    matmuls_on(model, KERNEL.mmm().name()) + amx_matmuls(model)
+}
+
+/// How many of them run on AMX's ([`int8_amx`]).
+pub fn amx_matmuls(model: &TypedModel) -> usize {
+    matmuls_on(model, AMX_KERNEL.mmm().name())
+}
+
+fn matmuls_on(model: &TypedModel, kernel: &str) -> usize {
+    let on_kernel = |op: &OptMatMul| op.mmm.iter().any(|mmm| mmm.name() == kernel);
     model.nodes().iter().filter(|n| n.op_as::<OptMatMul>().is_some_and(on_kernel)).count()
 }
 
@@ -63,8 +72,9 @@ pub fn weights_in_place(model: &TypedModel) -> usize {
 /// packed: on one thread only. On several, tract hands each thread rectangles of tiles, and a thread widens a panel
 /// once per row of its rectangle: from rows, which cost a transposition more than a packed panel, that made
 /// inference 11-26% slower on 2 threads (tools/bench).
+/// (On AMX, the weights are always packed: its tile loads want 64-byte aligned rows.)
 pub fn weights_read_as_rows() -> bool {
-    matches!(current_tract_executor(), Executor::SingleThread)
+    matches!(current_tract_executor(), Executor::SingleThread) && !int8_amx::in_use()
 }
 
 /// Which operand of tract's matmul holds the weights, and how. tract puts the activations first when they have more
@@ -89,8 +99,9 @@ impl WeightsAre {
         }
     }
 
-    fn format(self) -> PairFormat {
+    fn format(self, amx: bool) -> PairFormat {
         match self {
+            _ if amx => PairFormat::AmxWeights,
             WeightsAre::ARows => PairFormat::WeightRows,
             WeightsAre::APacked | WeightsAre::B => PairFormat::Weights,
         }
@@ -140,6 +151,18 @@ pub fn switch_with_weight_rows(
         )?;
         pairs.rows = Some(rows);
         pairs
+    } else if plan.amx {
+        PairPanels::new(
+            PairFormat::AmxWeights,
+            m,
+            k,
+            || (),
+            |_, i, out| {
+                let rows: TVec<&[i8]> = (i * ROWS..m.min(i * ROWS + ROWS)).map(|r| &q[r * row_stride..][..k]).collect();
+                int8_amx::pack_weight_panel(out, k, &scales[i * ROWS..][..rows.len()], &rows);
+                Ok(())
+            },
+        )?
     } else {
         PairPanels::new(
             PairFormat::Weights,
@@ -169,6 +192,8 @@ struct Int8Plan {
     /// Columns of the activations' tract panels.
     activations_r: usize,
     weights_fact: Box<dyn ExoticFact>,
+    /// Whether it runs on AMX ([`AMX_KERNEL`]) rather than on [`KERNEL`].
+    amx: bool,
 }
 
 /// The plan for matmul `id` with its input `weights_input` as the weights, if the int8 kernel can run it.
@@ -195,6 +220,7 @@ fn int8_plan(model: &TypedModel, id: usize, weights_input: usize) -> TractResult
     let (ModePicker::Single, [(packing, None)]) = (&op.mode_picker, packings.as_slice()) else {
         return Ok(None);
     };
+    let amx = int8_amx::in_use();
     let (weights_are, activations_input) = match weights_input {
         i if i == a_input && weights_read_as_rows() => (WeightsAre::ARows, b_input),
         i if i == a_input => (WeightsAre::APacked, b_input),
@@ -212,9 +238,9 @@ fn int8_plan(model: &TypedModel, id: usize, weights_input: usize) -> TractResult
         return Ok(None);
     }
     let node = model.node(id);
-    let weights_fact = pair_fact(model.outlet_fact(node.inputs[weights_input])?.exotic_fact(), weights_are.format());
+    let weights_fact = pair_fact(model.outlet_fact(node.inputs[weights_input])?.exotic_fact(), weights_are.format(amx));
     let activations_fact =
-        pair_fact(model.outlet_fact(node.inputs[activations_input])?.exotic_fact(), PairFormat::Activations);
+        pair_fact(model.outlet_fact(node.inputs[activations_input])?.exotic_fact(), PairFormat::activations(amx));
     let (Some(weights_fact), Some(_)) = (weights_fact, activations_fact) else {
         return Ok(None);
     };
@@ -225,6 +251,7 @@ fn int8_plan(model: &TypedModel, id: usize, weights_input: usize) -> TractResult
         activations_input,
         activations_r: activations_format.r,
         weights_fact,
+        amx,
     }))
 }
 
@@ -238,11 +265,14 @@ impl Int8Plan {
         let name = format!("{}.pairs", model.node(node.inputs[self.weights_input].node).name);
         let konst = Const::new_with_opt_exotic_fact(Arc::new(weights), Some(self.weights_fact))?;
         inputs[self.weights_input] = patch.wire_node(name, konst, &[])?[0];
-        let quantize = QuantizeActivations { r: self.activations_r };
+        let quantize = QuantizeActivations { r: self.activations_r, format: PairFormat::activations(self.amx) };
         let name = format!("{}.quantize", node.name);
         inputs[self.activations_input] = patch.wire_node(name, quantize, &[inputs[self.activations_input]])?[0];
-        let out =
-            patch.wire_node(format!("{}.int8", node.name), on_int8_kernel(self.op, self.weights_are), &inputs)?[0];
+        let out = patch.wire_node(
+            format!("{}.int8", node.name),
+            on_int8_kernel(self.op, self.weights_are, self.amx),
+            &inputs,
+        )?[0];
         patch.shunt_outside(model, OutletId::new(id, 0), out)?;
         patch.apply(model)
     }
@@ -259,12 +289,14 @@ fn pair_fact(packed: Option<&dyn ExoticFact>, format: PairFormat) -> Option<Box<
     Some(Box::new(DynPackedExoticFact { k, mn, packers: vec![Box::new(format)] }))
 }
 
-/// The same matmul on [`KERNEL`]: one packing (as `weights_are`), one mode, and stores laid out for its tile.
-fn on_int8_kernel(mut op: OptMatMul, weights_are: WeightsAre) -> OptMatMul {
+/// The same matmul on [`KERNEL`] (or [`AMX_KERNEL`]): one packing (as `weights_are`), one mode, and stores laid out
+/// for its tile.
+fn on_int8_kernel(mut op: OptMatMul, weights_are: WeightsAre, amx: bool) -> OptMatMul {
+    let (mr, nr) = if amx { (ROWS, COLS) } else { (MR, NR) };
     let tile = |spec: &OutputStoreSpec| match *spec {
-        OutputStoreSpec::View { m_axis, n_axis, .. } => OutputStoreSpec::View { m_axis, n_axis, mr: MR, nr: NR },
+        OutputStoreSpec::View { m_axis, n_axis, .. } => OutputStoreSpec::View { m_axis, n_axis, mr, nr },
         OutputStoreSpec::Strides { row_byte_stride, col_byte_stride, .. } => {
-            OutputStoreSpec::Strides { row_byte_stride, col_byte_stride, mr: MR, nr: NR }
+            OutputStoreSpec::Strides { row_byte_stride, col_byte_stride, mr, nr }
         }
     };
     for micro_op in &mut op.micro_ops {
@@ -275,12 +307,12 @@ fn on_int8_kernel(mut op: OptMatMul, weights_are: WeightsAre) -> OptMatMul {
             _ => {}
         }
     }
-    op.mmm = vec![KERNEL.mmm()];
+    op.mmm = vec![if amx { AMX_KERNEL.mmm() } else { KERNEL.mmm() }];
     op.mode_picker = ModePicker::Single;
     op
 }
 
-const _: () = assert!(MR == NR, "packing 1 reads a tile as its transpose");
+const _: () = assert!(MR == NR && ROWS == COLS, "packing 1 reads a tile as its transpose");
 
 /// int8_matmul's kernel as a tract kernel: an MR x NR f32 tile, AddMatMul on the pair panels, the rest on the tile.
 static KERNEL: LazyLock<DynKernel<MR, NR, f32>> = LazyLock::new(|| {
@@ -295,24 +327,71 @@ static KERNEL: LazyLock<DynKernel<MR, NR, f32>> = LazyLock::new(|| {
     kernel
 });
 
-/// Interprets tract's fused ops for one tile (the same semantics as tract-linalg's generic kernel, down to how
-/// min and max treat NaN).
+/// int8_amx's kernel as a tract kernel, as [`KERNEL`]: a ROWS x COLS tile, with the same three packings (weights
+/// packed in both of A's, as AMX loads them).
+static AMX_KERNEL: LazyLock<DynKernel<ROWS, COLS, f32>> = LazyLock::new(|| {
+    let mut kernel = DynKernel::new("wrn_int8_amx", run_amx_kernel, PackedFormat::new(f32::datum_type(), ROWS, 64), {
+        PackedFormat::new(f32::datum_type(), COLS, 64)
+    });
+    kernel.packings = vec![
+        (Box::new(PairFormat::AmxWeights), Box::new(PairFormat::AmxActivations)),
+        (Box::new(PairFormat::AmxActivations), Box::new(PairFormat::AmxWeights)),
+        (Box::new(PairFormat::AmxWeights), Box::new(PairFormat::AmxActivations)),
+    ];
+    kernel
+});
+
 fn run_kernel(specs: &[FusedKerSpec<f32>]) -> isize {
-    let mut ab = [[0f32; NR]; MR];
-    let each = |ab: &mut [[f32; NR]; MR], f: &dyn Fn(f32, usize, usize) -> f32| {
-        for (r, row) in ab.iter_mut().enumerate() {
-            for (c, v) in row.iter_mut().enumerate() {
-                *v = f(*v, r, c);
-            }
+    run_tile::<MR, NR>(specs, |k, pa, pb, packing| match packing {
+        0 | 2 => {
+            // SAFETY: pa is a weight rows header (packing 0) or a whole weight panel (2), and pb a whole
+            // activation panel, of PairPanels for this k (tract's plan, set by on_int8_kernel). The weight panel is
+            // the same for a whole row of tiles: widened once for all of them.
+            let product = WIDENED_WEIGHT_PANEL.with_borrow_mut(|widened| unsafe {
+                let values = if packing == 0 { widened.of_rows(pa, k) } else { widened.of_packed(pa, k) };
+                product_tile_widened(pa, values, pb, k, tile_widened)
+            });
+            Some(product)
         }
-    };
-    // SAFETY (for the reads below): tract hands per-row pointers to MR values, per-column ones to NR, and stores
+        1 => {
+            // SAFETY: as above, activations then weights: the tile is the transpose (MR = NR). The weight panel
+            // changes from tile to tile: the kernel widens it as it reads.
+            let product = unsafe { product_tile(pb, pa, k, tile) };
+            Some(std::array::from_fn(|r| std::array::from_fn(|c| product[c][r])))
+        }
+        _ => None,
+    })
+}
+
+fn run_amx_kernel(specs: &[FusedKerSpec<f32>]) -> isize {
+    run_tile::<ROWS, COLS>(specs, |k, pa, pb, packing| match packing {
+        // SAFETY: whole weight and activation panels of PairPanels for this k (64-byte aligned), on a machine with
+        // AMX (int8_plan chose this kernel only then).
+        0 | 2 => Some(unsafe { int8_amx::product_tile(pa, pb, k) }),
+        1 => {
+            // SAFETY: as above, activations then weights: the tile is the transpose (ROWS = COLS).
+            let product = unsafe { int8_amx::product_tile(pb, pa, k) };
+            Some(std::array::from_fn(|r| std::array::from_fn(|c| product[c][r])))
+        }
+        _ => None,
+    })
+}
+
+/// Interprets tract's fused ops for one R x C tile (the same semantics as tract-linalg's generic kernel, down to
+/// how min and max treat NaN), the product of AddMatMul's panels from `product(k, pa, pb, packing)` (None: not
+/// this kernel's packing).
+fn run_tile<const R: usize, const C: usize>(
+    specs: &[FusedKerSpec<f32>],
+    product: impl Fn(usize, *const u8, *const u8, usize) -> Option<[[f32; C]; R]>,
+) -> isize {
+    let mut ab = [[0f32; C]; R];
+    // SAFETY (for the reads below): tract hands per-row pointers to R values, per-column ones to C, and stores
     // covering the whole tile.
     let row = |p: *const f32, r: usize| unsafe { *p.add(r) };
     for spec in specs {
         match *spec {
             FusedKerSpec::Done => break,
-            FusedKerSpec::Clear => ab = [[0.0; NR]; MR],
+            FusedKerSpec::Clear => ab = [[0.0; C]; R],
             FusedKerSpec::ScalarMin(s) => each(&mut ab, &|v, _, _| if s < v { s } else { v }),
             FusedKerSpec::ScalarMax(s) => each(&mut ab, &|v, _, _| if s > v { s } else { v }),
             FusedKerSpec::ScalarAdd(s) => each(&mut ab, &|v, _, _| v + s),
@@ -344,27 +423,25 @@ fn run_kernel(specs: &[FusedKerSpec<f32>]) -> isize {
                     }
                 }
             }
-            FusedKerSpec::AddMatMul { k, pa, pb, packing: packing @ (0 | 2) } => {
-                // SAFETY: pa is a weight rows header (packing 0) or a whole weight panel (2), and pb a whole
-                // activation panel, of PairPanels for this k. The weight panel is the same for a whole row of tiles:
-                // widened once for all of them.
-                let product = WIDENED_WEIGHT_PANEL.with_borrow_mut(|widened| unsafe {
-                    let values = if packing == 0 { widened.of_rows(pa, k) } else { widened.of_packed(pa, k) };
-                    product_tile_widened(pa, values, pb, k, tile_widened)
-                });
-                each(&mut ab, &|v, r, c| v + product[r][c]);
-            }
-            FusedKerSpec::AddMatMul { k, pa, pb, packing: 1 } => {
-                // SAFETY: as above, activations then weights: the tile is the transpose (MR = NR). The weight panel
-                // changes from tile to tile: the kernel widens it as it reads.
-                let product = unsafe { product_tile(pb, pa, k, tile) };
-                each(&mut ab, &|v, r, c| v + product[c][r]);
-            }
+            FusedKerSpec::AddMatMul { k, pa, pb, packing } => match product(k, pa as _, pb as _, packing) {
+                Some(product) => each(&mut ab, |v: f32, r: usize, c: usize| v + product[r][c]),
+                None => return 1,
+            },
             // Integer requantisation, other packings or element sizes: not for this kernel.
             _ => return 1,
         }
     }
     0
+}
+
+/// `v = f(v, row, column)` for each value of a tile: generic, so that each use is inlined and vectorised.
+#[inline(always)]
+fn each<const R: usize, const C: usize>(ab: &mut [[f32; C]; R], f: impl Fn(f32, usize, usize) -> f32) {
+    for (r, row) in ab.iter_mut().enumerate() {
+        for (c, v) in row.iter_mut().enumerate() {
+            *v = f(*v, r, c);
+        }
+    }
 }
 
 /// How many [`PairPanels`] were dropped: a copy cached under a panel's address ([`WidenedPanel`]) is stale once this
@@ -510,6 +587,10 @@ enum PairFormat {
     WeightRows,
     /// int16, NR columns a panel, with the column scales.
     Activations,
+    /// int8_amx's weights: int8, ROWS rows a panel, with the row scales.
+    AmxWeights,
+    /// int8_amx's activations: int16 split in two bytes, COLS columns a panel, with the column scales.
+    AmxActivations,
 }
 
 impl PairFormat {
@@ -518,6 +599,21 @@ impl PairFormat {
             PairFormat::Weights => weight_panel_bytes(k),
             PairFormat::WeightRows => WEIGHT_ROWS_HEADER,
             PairFormat::Activations => activation_panel_bytes(k),
+            PairFormat::AmxWeights => int8_amx::weight_panel_bytes(k),
+            PairFormat::AmxActivations => int8_amx::activation_panel_bytes(k),
+        }
+    }
+
+    /// The activations' format for the pair kernel, or for AMX's.
+    fn activations(amx: bool) -> PairFormat {
+        if amx { PairFormat::AmxActivations } else { PairFormat::Activations }
+    }
+
+    /// Quantises one activation panel in this (activations') format: `columns` is K x r, K-major.
+    fn quantize(self, out: &mut [u8], columns: &[f32], k: usize, cols: usize) {
+        match self {
+            PairFormat::AmxActivations => int8_amx::quantize_activation_panel(out, columns, k, cols),
+            _ => quantize_activation_panel(out, columns, k, cols),
         }
     }
 }
@@ -539,8 +635,10 @@ impl MMMInputFormat for PairFormat {
 
     fn precursor(&self) -> WeightType {
         match self {
-            PairFormat::Weights | PairFormat::WeightRows => WeightType::Plain(i8::datum_type()),
-            PairFormat::Activations => WeightType::Plain(f32::datum_type()),
+            PairFormat::Weights | PairFormat::WeightRows | PairFormat::AmxWeights => {
+                WeightType::Plain(i8::datum_type())
+            }
+            PairFormat::Activations | PairFormat::AmxActivations => WeightType::Plain(f32::datum_type()),
         }
     }
 
@@ -548,6 +646,8 @@ impl MMMInputFormat for PairFormat {
         match self {
             PairFormat::Weights | PairFormat::WeightRows => MR,
             PairFormat::Activations => NR,
+            PairFormat::AmxWeights => ROWS,
+            PairFormat::AmxActivations => COLS,
         }
     }
 
@@ -594,7 +694,8 @@ impl PairPanels {
         let panel = format.panel_bytes(k);
         let panels = mn.div_ceil(format.r());
         // SAFETY: a plain byte buffer, every byte written by `fill` below.
-        let mut bytes = unsafe { Blob::new_for_size_and_align(panels * panel, 16) };
+        // 64-byte aligned: AMX loads tiles a cache line a row.
+        let mut bytes = unsafe { Blob::new_for_size_and_align(panels * panel, 64) };
         par_chunks_mut(bytes.as_bytes_mut(), panel, mn * k, |first, run| {
             let mut state = new_state();
             for (i, out) in run.chunks_exact_mut(panel).enumerate() {
@@ -609,7 +710,8 @@ impl PairPanels {
     /// tract's f32 panels (`r` columns a panel, K-major, possibly made lazily into a scratch buffer that the next
     /// panel overwrites) quantised into pair panels. In parallel, as tract's kernel would read them: lazily made
     /// panels (im2col) are made on the thread that quantises them.
-    fn activations(value: &dyn MMMInputValue, r: usize) -> TractResult<PairPanels> {
+    fn activations(value: &dyn MMMInputValue, r: usize, format: PairFormat) -> TractResult<PairPanels> {
+        let width = format.r();
         ensure!(value.format().r() == r, "activations in panels of {r} columns");
         let (n, k) = (value.mn(), value.k());
         // tract's own layout for this value's scratch panel, one per run of panels. Zeroed: a lazily made partial
@@ -628,28 +730,32 @@ impl PairPanels {
             // SAFETY: a tract panel holds k rows of r f32.
             Ok(unsafe { std::slice::from_raw_parts(bytes as *const f32, k * r) })
         };
-        if r == NR {
-            return PairPanels::new(PairFormat::Activations, n, k, scratch, |scratch, j, out| {
-                quantize_activation_panel(out, tract_panel(scratch, j)?, k, (n - j * NR).min(NR));
+        if r == width {
+            return PairPanels::new(format, n, k, scratch, |scratch, j, out| {
+                format.quantize(out, tract_panel(scratch, j)?, k, (n - j * width).min(width));
                 Ok(())
             });
         }
         // Other widths: the current tract panel is copied out and its columns gathered into ours. Columns only move
         // forward, so each run reads each tract panel once (twice for a panel two runs share).
-        let gather = || (scratch(), usize::MAX, vec![0f32; k * r], vec![0f32; k * NR]);
-        PairPanels::new(PairFormat::Activations, n, k, gather, |(scratch, current, source, columns), j, out| {
-            let cols = (n - j * NR).min(NR);
-            for c in 0..cols {
-                let col = j * NR + c;
+        let gather = || (scratch(), usize::MAX, vec![0f32; k * r], vec![0f32; k * width]);
+        PairPanels::new(format, n, k, gather, |(scratch, current, source, columns), j, out| {
+            let cols = (n - j * width).min(width);
+            // Run by run of columns that one tract panel holds, row by row of K.
+            let mut c = 0;
+            while c < cols {
+                let col = j * width + c;
                 if *current != col / r {
                     source.copy_from_slice(tract_panel(scratch, col / r)?);
                     *current = col / r;
                 }
-                for kk in 0..k {
-                    columns[kk * NR + c] = source[kk * r + col % r];
+                let run = (r - col % r).min(cols - c);
+                for (ours, theirs) in columns.chunks_exact_mut(width).zip(source.chunks_exact(r)) {
+                    ours[c..c + run].copy_from_slice(&theirs[col % r..][..run]);
                 }
+                c += run;
             }
-            quantize_activation_panel(out, columns, k, cols);
+            format.quantize(out, columns, k, cols);
             Ok(())
         })
     }
@@ -722,6 +828,8 @@ impl fmt::Display for PairPanels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
 struct QuantizeActivations {
     r: usize,
+    /// The pair panels' format: the pair kernel's or AMX's.
+    format: PairFormat,
 }
 
 impl Op for QuantizeActivations {
@@ -740,7 +848,7 @@ impl EvalOp for QuantizeActivations {
         let values: TVec<Box<dyn MMMInputValue>> = storage
             .values()
             .iter()
-            .map(|v| PairPanels::activations(&**v, self.r).map(|p| Box::new(p) as Box<dyn MMMInputValue>))
+            .map(|v| PairPanels::activations(&**v, self.r, self.format).map(|p| Box::new(p) as Box<dyn MMMInputValue>))
             .collect::<TractResult<_>>()?;
         let out = PackedMatrixStorage::new_batched(storage.batch_shape(), values).into_tensor(f32::datum_type());
         Ok(tvec!(out.into_tvalue()))
@@ -749,7 +857,7 @@ impl EvalOp for QuantizeActivations {
 
 impl TypedOp for QuantizeActivations {
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        let fact = pair_fact(inputs[0].exotic_fact(), PairFormat::Activations).context("packed activations")?;
+        let fact = pair_fact(inputs[0].exotic_fact(), self.format).context("packed activations")?;
         Ok(tvec!(inputs[0].without_value().with_exotic_fact(fact)))
     }
 

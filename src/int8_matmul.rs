@@ -138,25 +138,33 @@ fn write_scales(header: &mut [u8], scales: &[f32]) {
 /// One activation panel's column scales and the multipliers that quantise it: `columns` is K x NR, K-major (as
 /// tract packs activations); columns from `cols` on are padding, whatever they hold.
 fn activation_scales(columns: &[f32], k: usize, cols: usize) -> ([f32; NR], [f32; NR]) {
+    column_scales(column_max_abs(columns, k, cols), k)
+}
+
+/// The scales (max|x| / qmax) and multipliers (qmax / max|x|) of columns with maxima `max_abs`, for a sum over `k`.
+pub fn column_scales<const N: usize>(max_abs: [f32; N], k: usize) -> ([f32; N], [f32; N]) {
     let qmax = activation_qmax(k) as f32;
-    let max_abs = column_max_abs(columns, k, cols);
     // A column of zeros (or of padding) gets multiplier 0 (its levels stay zero), not a division by 0; so does one
     // whose maximum is so small (subnormal) that qmax / max overflows, which would push levels past qmax.
     let multiplier = max_abs.map(|m| if m > 0.0 && (qmax / m).is_finite() { qmax / m } else { 0.0 });
     (max_abs.map(|m| m / qmax), multiplier)
 }
 
-/// The largest |x| of each of the first `cols` columns of `columns` (K x NR, K-major), 0 for the others. NaN is
+/// The largest |x| of each of the first `cols` columns of `columns` (K x N, K-major), 0 for the others. NaN is
 /// skipped, as `f32::max` does.
-#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-fn column_max_abs(columns: &[f32], k: usize, cols: usize) -> [f32; NR] {
-    let mut max_abs = [0f32; NR];
-    for row in columns.chunks_exact(NR).take(k) {
+pub fn column_max_abs_portable<const N: usize>(columns: &[f32], k: usize, cols: usize) -> [f32; N] {
+    let mut max_abs = [0f32; N];
+    for row in columns.chunks_exact(N).take(k) {
         for (m, v) in max_abs.iter_mut().zip(row).take(cols) {
             *m = m.max(v.abs());
         }
     }
     max_abs
+}
+
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+fn column_max_abs(columns: &[f32], k: usize, cols: usize) -> [f32; NR] {
+    column_max_abs_portable(columns, k, cols)
 }
 
 /// As the portable version, on wasm SIMD: `pmax(m, |x|)` is `m < |x| ? |x| : m`, which keeps m when x is NaN.

@@ -9,6 +9,7 @@ mod classifier;
 mod embedded;
 mod error;
 mod fold_weights;
+pub mod int8_amx;
 mod int8_compute;
 pub mod int8_matmul;
 mod int8_panels;

@@ -70,6 +70,7 @@ pub struct Model {
     output_len: usize,
     int8_matrices: usize,
     int8_matmuls: usize,
+    int8_amx_matmuls: usize,
     int8_weights_in_place: usize,
 }
 
@@ -139,6 +140,7 @@ impl Model {
         let int8_matrices =
             if int8 { keep_packed_weights_int8(&mut model, lifted, weights == WeightMemory::Int8Compute)? } else { 0 };
         let int8_matmuls = int8_compute::int8_matmuls(&model);
+        let int8_amx_matmuls = int8_compute::amx_matmuls(&model);
         let int8_weights_in_place = int8_compute::weights_in_place(&model);
         let plan = model.into_runnable()?;
         let model = Model {
@@ -147,6 +149,7 @@ impl Model {
             output_len,
             int8_matrices,
             int8_matmuls,
+            int8_amx_matmuls,
             int8_weights_in_place,
         };
         model.check_output_shape()?;
@@ -197,6 +200,11 @@ impl Model {
     /// How many matrix products run in integer arithmetic.
     pub fn int8_matmuls(&self) -> usize {
         self.int8_matmuls
+    }
+
+    /// How many of those run on AMX's tile multiplies (natively, on CPUs that have them: src/int8_amx.rs).
+    pub fn int8_amx_matmuls(&self) -> usize {
+        self.int8_amx_matmuls
     }
 
     /// How many of those read their int8 weights where they lie in the model's bytes, not copied (from

@@ -1,0 +1,395 @@
+//! int8 compute on Intel AMX (natively, x86_64 Linux): the integer sums of int8_matmul's pair kernel, on AMX's
+//! tile multiplies.
+//!
+//! AMX multiplies int8 by int8 only. The activations here are int16 (11 to 15 bits, [`activation_qmax`]), so each
+//! is split into a signed high byte and an unsigned low byte, x = 256 h + l, and the two sums are taken apart:
+//! `TDPBSSD` (signed weights x signed h) and `TDPBSUD` (signed weights x unsigned l), each into its own i32 tile.
+//! Then sum(w x) = 256 sum(w h) + sum(w l), exactly, in i32 (qmax keeps the whole sum inside it, so its parts are
+//! too): the same integer sums as the pair kernel, and, scaled the same way, the same tile bit for bit.
+//!
+//! Layouts, panel by panel; every panel and every tile row 64-byte aligned, as tile loads want (4x faster than
+//! unaligned ones here):
+//! - weights, [`ROWS`] rows: `[ROWS] f32` row scales, then the rows, K padded with zeros to a multiple of 64;
+//! - activations, [`COLS`] columns: `[COLS] f32` column scales, then per 64 of K, the high bytes as AMX's second
+//!   operand wants them (`[16 quads of K][COLS][4]`), then the low bytes the same way. Padding is zero.
+
+use std::sync::LazyLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::int8_matmul::{activation_qmax, column_max_abs_portable, column_scales};
+
+/// Rows of a weight panel and of a tile (an AMX tile's 16 rows).
+pub const ROWS: usize = 16;
+/// Columns of an activation panel and of a tile (an AMX tile's 16 i32 a row).
+pub const COLS: usize = 16;
+/// K in one tile multiply: 64 bytes a row.
+const K_STEP: usize = 64;
+/// Bytes of a panel's scales header (16 f32: one cache line, so what follows stays aligned).
+const HEADER: usize = 64;
+/// Bytes of one K step of an activation panel: the high bytes' tile, then the low bytes'.
+const ACTIVATION_STEP: usize = 2 * COLS * K_STEP;
+
+/// Whether this machine runs AMX's int8 tile multiplies and the OS lets this process use them (asked once).
+pub fn available() -> bool {
+    static AVAILABLE: LazyLock<bool> = LazyLock::new(|| {
+        #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+        {
+            // CPUID leaf 7: EDX bit 24 is AMX-TILE, bit 25 AMX-INT8. AVX-512F quantises the activations.
+            let leaf7 = std::arch::x86_64::__cpuid_count(7, 0);
+            let amx = leaf7.edx & (3 << 24) == 3 << 24;
+            amx && std::arch::is_x86_feature_detected!("avx512f") && request_tile_data()
+        }
+        #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
+        false
+    });
+    *AVAILABLE
+}
+
+static TURNED_OFF: AtomicBool = AtomicBool::new(false);
+
+/// Whether models loaded from now on run their int8 matmuls on AMX: when [`available`], unless turned off.
+pub fn in_use() -> bool {
+    !TURNED_OFF.load(Ordering::Relaxed) && available()
+}
+
+/// Turns AMX off (or back on, where available) for models loaded from now on: they then run int8_matmul's pair
+/// kernel, which gives the same logits bit for bit (for tests and benchmarks).
+pub fn turn_off(off: bool) {
+    TURNED_OFF.store(off, Ordering::Relaxed);
+}
+
+/// Linux hands AMX's tile data to a process that asks: arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA).
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+fn request_tile_data() -> bool {
+    const SYS_ARCH_PRCTL: usize = 158;
+    const ARCH_REQ_XCOMP_PERM: usize = 0x1023;
+    const XFEATURE_XTILEDATA: usize = 18;
+    let ret: isize;
+    // SAFETY: a syscall that only changes this process's permissions; syscall clobbers rcx and r11.
+    unsafe {
+        std::arch::asm!(
+            "syscall",
+            inlateout("rax") SYS_ARCH_PRCTL as isize => ret,
+            in("rdi") ARCH_REQ_XCOMP_PERM,
+            in("rsi") XFEATURE_XTILEDATA,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    ret == 0
+}
+
+/// K padded to whole tile multiplies.
+fn padded(k: usize) -> usize {
+    k.div_ceil(K_STEP).max(1) * K_STEP
+}
+
+/// Bytes of one weight panel for a sum over `k`.
+pub fn weight_panel_bytes(k: usize) -> usize {
+    HEADER + ROWS * padded(k)
+}
+
+/// Bytes of one activation panel for a sum over `k`.
+pub fn activation_panel_bytes(k: usize) -> usize {
+    HEADER + padded(k) / K_STEP * ACTIVATION_STEP
+}
+
+/// Writes one weight panel from the rows of a row-major weight (`rows.len()` <= ROWS, each with its scale).
+pub fn pack_weight_panel(out: &mut [u8], k: usize, scales: &[f32], rows: &[&[i8]]) {
+    assert!(rows.len() == scales.len() && rows.len() <= ROWS, "at most ROWS rows, one scale each");
+    assert!(out.len() == weight_panel_bytes(k) && rows.iter().all(|r| r.len() >= k), "one panel of rows of k");
+    out.fill(0);
+    let (header, values) = out.split_at_mut(HEADER);
+    for (bytes, scale) in header.chunks_exact_mut(4).zip(scales) {
+        bytes.copy_from_slice(&scale.to_le_bytes());
+    }
+    for (out, row) in values.chunks_exact_mut(padded(k)).zip(rows) {
+        // SAFETY: i8 and u8 have the same size and alignment.
+        out[..k].copy_from_slice(unsafe { std::slice::from_raw_parts(row.as_ptr() as *const u8, k) });
+    }
+}
+
+/// Writes one activation panel from `columns` (K x COLS, K-major, as tract packs activations; `cols` columns exist,
+/// the others are padding, whatever they hold), each column quantised as int8_matmul quantises it: symmetric, scale
+/// max|x| / qmax, rounded half to even (NaN to 0). With AVX-512 where the CPU has it (as every CPU with AMX does).
+pub fn quantize_activation_panel(out: &mut [u8], columns: &[f32], k: usize, cols: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        assert!(cols <= COLS && out.len() == activation_panel_bytes(k) && columns.len() >= k * COLS, "one panel");
+        // SAFETY: AVX-512F is here; the sizes are asserted above.
+        let max_abs = unsafe { column_max_abs_avx512(columns, k, cols) };
+        let (scales, multipliers) = column_scales(max_abs, k);
+        let levels = write_header(out, &scales);
+        // SAFETY: as above.
+        return unsafe { split_levels_avx512(levels, columns, k, &multipliers) };
+    }
+    quantize_activation_panel_portable(out, columns, k, cols)
+}
+
+/// As [`quantize_activation_panel`], in plain Rust: the reference for the AVX-512 version.
+pub fn quantize_activation_panel_portable(out: &mut [u8], columns: &[f32], k: usize, cols: usize) {
+    assert!(cols <= COLS && out.len() == activation_panel_bytes(k) && columns.len() >= k * COLS, "one panel");
+    let (scales, multipliers) = column_scales(column_max_abs_portable::<COLS>(columns, k, cols), k);
+    let levels = write_header(out, &scales);
+    let qmax = activation_qmax(k) as f32;
+    levels.fill(0);
+    for kk in 0..k {
+        for (c, &m) in multipliers.iter().enumerate() {
+            let level = level(columns[kk * COLS + c], m, qmax);
+            levels[level_at(kk, c)] = (level >> 8) as u8;
+            levels[level_at(kk, c) + COLS * K_STEP] = level as u8;
+        }
+    }
+}
+
+/// Writes a panel's scales; returns what follows them.
+fn write_header<'o>(out: &'o mut [u8], scales: &[f32]) -> &'o mut [u8] {
+    let (header, rest) = out.split_at_mut(HEADER);
+    for (bytes, scale) in header.chunks_exact_mut(4).zip(scales) {
+        bytes.copy_from_slice(&scale.to_le_bytes());
+    }
+    rest
+}
+
+/// As int8_matmul's `column_max_abs_portable`: `max(|x|, m)` keeps m when x is NaN.
+///
+/// # Safety
+/// AVX-512F; `columns` holds k rows of COLS.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn column_max_abs_avx512(columns: &[f32], k: usize, cols: usize) -> [f32; COLS] {
+    use std::arch::x86_64::*;
+    let mut max_abs = [0f32; COLS];
+    // SAFETY: k rows of COLS (the caller's).
+    unsafe {
+        let mut m = _mm512_setzero_ps();
+        for row in columns.chunks_exact(COLS).take(k) {
+            m = _mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(row.as_ptr())), m);
+        }
+        _mm512_storeu_ps(max_abs.as_mut_ptr(), m);
+    }
+    // Padding columns may hold anything (a lazily made panel's scratch): they count as zeros.
+    max_abs[cols..].fill(0.0);
+    max_abs
+}
+
+/// One level as int8_matmul's quantisers make it.
+fn level(x: f32, multiplier: f32, qmax: f32) -> i32 {
+    (x * multiplier).round_ties_even().clamp(-qmax, qmax) as i16 as i32
+}
+
+/// Where value (row kk of K, column c) of an activation panel goes, after the header: its high byte there, its low
+/// byte a tile further.
+fn level_at(kk: usize, c: usize) -> usize {
+    (kk / K_STEP) * ACTIVATION_STEP + (kk % K_STEP / 4) * COLS * 4 + c * 4 + kk % 4
+}
+
+/// The levels' bytes, as [`quantize_activation_panel_portable`] writes them: a row of K is 16 columns, one zmm; four rows (a quad of K) make one u32 per column,
+/// byte i from row i, which is the quad AMX's second operand wants for that column.
+///
+/// # Safety
+/// AVX-512F; `levels` holds the panel's K steps and `columns` k rows of COLS.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn split_levels_avx512(levels: &mut [u8], columns: &[f32], k: usize, multipliers: &[f32; COLS]) {
+    use std::arch::x86_64::*;
+    assert!(levels.len() == padded(k) / K_STEP * ACTIVATION_STEP && columns.len() >= k * COLS);
+    let qmax = activation_qmax(k);
+    // SAFETY (loads and stores): rows kk < k of `columns` exist, quads of `levels` are in bounds (asserted).
+    unsafe {
+        let multiplier = _mm512_loadu_ps(multipliers.as_ptr());
+        let (low, high, byte) = (_mm512_set1_epi32(-qmax), _mm512_set1_epi32(qmax), _mm512_set1_epi32(0xff));
+        for quad in 0..padded(k) / 4 {
+            let (mut h, mut l) = (_mm512_setzero_si512(), _mm512_setzero_si512());
+            for i in 0..4.min(k.saturating_sub(quad * 4)) {
+                let x = _mm512_mul_ps(_mm512_loadu_ps(columns.as_ptr().add((quad * 4 + i) * COLS)), multiplier);
+                // Rounded half to even (MXCSR's default), NaN to 0, clamped to +-qmax as the portable version.
+                let ordered = _mm512_cmp_ps_mask::<_CMP_ORD_Q>(x, x);
+                let level = _mm512_maskz_cvtps_epi32(ordered, x);
+                let level = _mm512_min_epi32(_mm512_max_epi32(level, low), high);
+                let shift = _mm512_set1_epi32(8 * i as i32);
+                h = _mm512_or_si512(h, _mm512_sllv_epi32(_mm512_and_si512(_mm512_srai_epi32::<8>(level), byte), shift));
+                l = _mm512_or_si512(l, _mm512_sllv_epi32(_mm512_and_si512(level, byte), shift));
+            }
+            let at = levels.as_mut_ptr().add(level_at(quad * 4, 0));
+            _mm512_storeu_si512(at as *mut _, h);
+            _mm512_storeu_si512(at.add(COLS * K_STEP) as *mut _, l);
+        }
+    }
+}
+
+/// One tile of integer sums: `acc[row][col]`.
+pub type Tile = [[i32; COLS]; ROWS];
+
+/// One tile of C: the integer sums of weight panel `a` and activation panel `b` times their row and column scales,
+/// as int8_matmul scales its tiles.
+///
+/// # Safety
+/// `a` and `b` are whole panels for the same `k`, 64-byte aligned, and [`available`] is true.
+pub unsafe fn product_tile(a: *const u8, b: *const u8, k: usize) -> [[f32; COLS]; ROWS] {
+    // SAFETY: the caller's.
+    let acc = unsafe { sums(a, b, k) };
+    let scale = |p: *const u8, i: usize| unsafe { (p as *const f32).add(i).read() };
+    let mut c = [[0f32; COLS]; ROWS];
+    for (r, row) in c.iter_mut().enumerate() {
+        for (s, v) in row.iter_mut().enumerate() {
+            *v = acc[r][s] as f32 * (scale(a, r) * scale(b, s));
+        }
+    }
+    c
+}
+
+/// The tile's integer sums on AMX.
+///
+/// # Safety
+/// As [`product_tile`].
+#[cfg(target_arch = "x86_64")]
+pub unsafe fn sums(a: *const u8, b: *const u8, k: usize) -> Tile {
+    configure_tiles();
+    let (mut high, mut low) = ([[0i32; COLS]; ROWS], [[0i32; COLS]; ROWS]);
+    // SAFETY: the panels hold padded(k) / 64 steps after their headers (the caller's); the tiles are configured as
+    // 16 rows of 64 bytes; the stores write 16 rows of 64 bytes into the two tiles.
+    unsafe {
+        std::arch::asm!(
+            "tilezero tmm0",
+            "tilezero tmm1",
+            "2:",
+            "tileloadd tmm2, [{a} + {a_stride} * 1]",
+            "tileloadd tmm3, [{b} + {row} * 1]",
+            "tileloadd tmm4, [{b} + {row} * 1 + 1024]",
+            "tdpbssd tmm0, tmm2, tmm3",
+            "tdpbsud tmm1, tmm2, tmm4",
+            "add {a}, 64",
+            "add {b}, 2048",
+            "dec {steps}",
+            "jnz 2b",
+            "tilestored [{high} + {row} * 1], tmm0",
+            "tilestored [{low} + {row} * 1], tmm1",
+            a = inout(reg) a.add(HEADER) => _,
+            b = inout(reg) b.add(HEADER) => _,
+            steps = inout(reg) padded(k) / K_STEP => _,
+            a_stride = in(reg) padded(k),
+            row = in(reg) 64usize,
+            high = in(reg) high.as_mut_ptr(),
+            low = in(reg) low.as_mut_ptr(),
+            options(nostack),
+        );
+    }
+    std::array::from_fn(|r| std::array::from_fn(|c| high[r][c].wrapping_mul(256).wrapping_add(low[r][c])))
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+pub unsafe fn sums(_a: *const u8, _b: *const u8, _k: usize) -> Tile {
+    unreachable!("AMX is x86_64 only: available() is false")
+}
+
+/// The same sums in plain Rust, from the same panels: the reference for the AMX kernel.
+///
+/// # Safety
+/// `a` and `b` are whole panels for the same `k`.
+pub unsafe fn sums_portable(a: *const u8, b: *const u8, k: usize) -> Tile {
+    let mut acc = [[0i32; COLS]; ROWS];
+    for (r, row) in acc.iter_mut().enumerate() {
+        for (c, v) in row.iter_mut().enumerate() {
+            for kk in 0..k {
+                // SAFETY: within the panels (the caller's).
+                let (w, h, l) = unsafe {
+                    let w = *a.add(HEADER + r * padded(k) + kk) as i8 as i32;
+                    let at = b.add(HEADER + level_at(kk, c));
+                    (w, *at as i8 as i32, *at.add(COLS * K_STEP) as i32)
+                };
+                *v += w * (256 * h + l);
+            }
+        }
+    }
+    acc
+}
+
+/// Loads this thread's tile configuration, once: tiles 0 to 4 as 16 rows of 64 bytes.
+#[cfg(target_arch = "x86_64")]
+fn configure_tiles() {
+    use std::cell::Cell;
+    thread_local! {
+        static CONFIGURED: Cell<bool> = const { Cell::new(false) };
+    }
+    if CONFIGURED.get() {
+        return;
+    }
+    // Palette 1; bytes 16.. are each tile's bytes a row (u16), bytes 48.. its rows.
+    let mut config = [0u8; 64];
+    config[0] = 1;
+    for tile in 0..5 {
+        config[16 + 2 * tile..][..2].copy_from_slice(&(K_STEP as u16).to_le_bytes());
+        config[48 + tile] = ROWS as u8;
+    }
+    // SAFETY: a valid palette-1 configuration; AMX is available (the callers').
+    unsafe { std::arch::asm!("ldtilecfg [{}]", in(reg) config.as_ptr(), options(nostack, readonly)) };
+    CONFIGURED.set(true);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Panels of `k` with deterministic values, extremes included; returns (weights, activations) panels.
+    fn panels(k: usize, rows: usize, cols: usize) -> (AlignedBytes, AlignedBytes) {
+        let q: Vec<i8> = (0..rows * k).map(|i| [-128, 127, -1, 0, 5][i % 5] as i8 ^ (i / 7) as i8).collect();
+        let row_refs: Vec<&[i8]> = q.chunks(k).collect();
+        let scales: Vec<f32> = (0..rows).map(|r| 0.01 * (r + 1) as f32).collect();
+        let mut a = AlignedBytes::new(weight_panel_bytes(k));
+        pack_weight_panel(a.bytes(), k, &scales, &row_refs);
+        let mut columns: Vec<f32> = (0..k * COLS).map(|i| ((i * 7919) % 2001) as f32 - 1000.0).collect();
+        columns[3] = f32::NAN;
+        let mut b = AlignedBytes::new(activation_panel_bytes(k));
+        quantize_activation_panel(b.bytes(), &columns, k, cols);
+        (a, b)
+    }
+
+    /// A 64-byte aligned buffer, as the panels are in tract's blobs.
+    struct AlignedBytes(Vec<[u8; 64]>, usize);
+
+    impl AlignedBytes {
+        fn new(len: usize) -> AlignedBytes {
+            AlignedBytes(vec![[0; 64]; len.div_ceil(64)], len)
+        }
+        fn bytes(&mut self) -> &mut [u8] {
+            &mut self.0.as_flattened_mut()[..self.1]
+        }
+    }
+
+    #[test]
+    fn avx512_panels_are_the_portable_ones() {
+        for (k, cols) in [(1, 16), (147, 5), (576, 16), (1000, 9)] {
+            let mut columns: Vec<f32> = (0..k * COLS).map(|i| (i as f32 * 0.37).sin() * 3.0).collect();
+            columns.iter_mut().step_by(97).for_each(|x| *x = f32::NAN);
+            // Padding columns may hold anything: they must not count.
+            columns.chunks_exact_mut(COLS).for_each(|row| row[cols..].fill(1e30));
+            let mut out = vec![0u8; activation_panel_bytes(k)];
+            quantize_activation_panel(&mut out, &columns, k, cols);
+            let mut portable = vec![0u8; activation_panel_bytes(k)];
+            quantize_activation_panel_portable(&mut portable, &columns, k, cols);
+            assert_eq!(out, portable, "k {k}, {cols} columns");
+            assert!(out[HEADER..].iter().any(|&b| b > 128), "levels with high bytes");
+        }
+    }
+
+    #[test]
+    fn amx_sums_are_the_portable_sums() {
+        if !available() {
+            eprintln!("no AMX on this machine: only the portable sums are checked");
+        }
+        for (k, rows, cols) in [(1, 16, 16), (64, 16, 16), (147, 3, 16), (1152, 16, 7), (4608, 16, 16)] {
+            let (mut a, mut b) = panels(k, rows, cols);
+            let (a, b) = (a.bytes().as_ptr(), b.bytes().as_ptr());
+            // SAFETY: whole, aligned panels of k.
+            let reference = unsafe { sums_portable(a, b, k) };
+            assert!(reference.iter().flatten().any(|&s| s.abs() > 1 << 20), "large sums, high bytes used");
+            assert!(reference[rows..].iter().flatten().all(|&s| s == 0), "padding rows sum to 0");
+            if available() {
+                // SAFETY: as above, and AMX is available.
+                assert_eq!(unsafe { sums(a, b, k) }, reference, "k {k}");
+            }
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! Natively, on a CPU with AMX, int8 compute runs on AMX's tile multiplies (src/int8_amx.rs): the same integer sums
+//! as the pair kernel's, so the same logits bit for bit. A test binary of its own: turning AMX off is process-wide.
+
+mod common;
+
+use common::*;
+use wrn_wasm::{Classifier, Rgba, WeightMemory, int8_amx};
+
+/// WRN-50-2's matmuls whose weights tract takes as its first operand, natively (the 1x1 convolutions on images with
+/// more pixels than output channels take them as the second: 17 of 54). The pair kernel reads those as rows.
+const WEIGHTS_READ_AS_ROWS: usize = 37;
+
+#[test]
+fn amx_gives_the_pair_kernels_logits_bit_for_bit() {
+    // What the CPU says (Linux's flags), against what the crate found: a CPU with AMX must get to use it.
+    let cpu_has_amx = std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|c| c.contains(" amx_int8"));
+    assert_eq!(int8_amx::available(), cpu_has_amx, "AMX on this CPU, but not in use (or the other way round)");
+
+    int8_amx::turn_off(true);
+    let pairs = Classifier::embedded_with(WeightMemory::Int8Compute).unwrap();
+    assert_eq!((pairs.int8_matmuls(), pairs.int8_amx_matmuls()), (54, 0));
+    // The pair kernel reads the weights it takes as rows where they lie in the embedded model's bytes; from a file,
+    // whose bytes are gone after the load, they are copied. The same logits bit for bit.
+    assert_eq!(pairs.int8_weights_in_place(), WEIGHTS_READ_AS_ROWS);
+    let from_file = Classifier::from_dir(&root().join("model"), WeightMemory::Int8Compute).unwrap();
+    assert_eq!(from_file.int8_weights_in_place(), 0);
+
+    int8_amx::turn_off(false);
+    let amx = Classifier::embedded_with(WeightMemory::Int8Compute).unwrap();
+    let on_amx = if cpu_has_amx { 54 } else { 0 };
+    assert_eq!((amx.int8_matmuls(), amx.int8_amx_matmuls()), (54, on_amx));
+    if !cpu_has_amx {
+        eprintln!("no AMX on this CPU: the pair kernel runs both");
+    }
+    for name in ["chelsea.png", "rocket.jpg"] {
+        let (rgba, w, h) = load_rgba(&sample(name));
+        let x = pairs.preprocess(Rgba::new(&rgba, w, h).unwrap()).unwrap();
+        let expected = pairs.logits(x.clone()).unwrap();
+        assert_eq!(from_file.logits(x.clone()).unwrap(), expected, "{name}: rows in place or copied");
+        assert_eq!(amx.logits(x).unwrap(), expected, "{name}: AMX against the pair kernel");
+    }
+}
