@@ -54,11 +54,14 @@ function record(where, engine, model, threads, r, logitsPath) {
     (r.loads_ms ? `  loads ${r.loads_ms.map((x) => x.toFixed(0)).join(' ')} ms` : ''));
 }
 
-// Engines are named with how wrn-wasm/tract hold and multiply the weights (WeightMemory): f32 is the CLI's default,
-// int8-compute the package's (natively its kernel is portable Rust, not SIMD: not benched there).
-for (const [engine, m, weights] of [['tract', 'int8', 'f32'], ['tract int8-weights', 'int8', 'int8'], ['tract', 'fp32', 'f32']]) {
+// Engines are named with how wrn-wasm/tract hold and multiply the weights (WeightMemory): `tract` is the CLI's default
+// (int8-compute on CPUs with AMX, where it runs on AMX's tile multiplies; f32 on others), int8-compute the package's.
+const nativeEngines = [['tract', 'int8', null], ['tract f32-weights', 'int8', 'f32'], ['tract int8-weights', 'int8', 'int8'],
+  ['tract f32-weights', 'fp32', 'f32']];
+for (const [engine, m, weights] of nativeEngines) {
   const logits = join(out, `native-${engine.replace(' ', '-')}-${m}.f32`);
-  const r = JSON.parse(sh(join(root, 'target/release/examples/tract_native'), [models[m], 'model/manifest.json', input, String(RUNS), logits, weights]));
+  const args = [models[m], 'model/manifest.json', input, String(RUNS), logits, ...(weights ? [weights] : [])];
+  const r = JSON.parse(sh(join(root, 'target/release/examples/tract_native'), args));
   record('native', engine, m, 1, r, logits);
 }
 for (const m of Object.keys(models)) {

@@ -1,8 +1,8 @@
 //! tract natively on one model file, exactly as the crate loads it: load+optimise time, median inference after a
 //! warm-up, peak memory (VmHWM). One JSON line on stdout; tools/bench compares it with onnxruntime's.
 //!
-//! usage: cargo run --release --example tract_native -- MODEL.onnx MANIFEST.json INPUT.f32 RUNS LOGITS_OUT.f32 [f32|int8]
-//! (the last: how the weights are held, WeightMemory; f32 by default, as the CLI)
+//! usage: cargo run --release --example tract_native -- MODEL.onnx MANIFEST.json INPUT.f32 RUNS LOGITS_OUT.f32 [WEIGHTS]
+//! (the last: how the weights are held, WeightMemory: f32, int8 or int8-compute; the CLI's default if left out)
 
 use std::time::Instant;
 
@@ -18,10 +18,10 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (weights, args) = match args.as_slice() {
         [rest @ .., w] if rest.len() == 5 => (w.parse::<WeightMemory>().unwrap(), rest),
-        rest => (WeightMemory::F32, rest),
+        rest => (WeightMemory::default(), rest),
     };
     let [model, manifest, input, runs, logits_out] = args else {
-        eprintln!("usage: tract_native MODEL.onnx MANIFEST.json INPUT.f32 RUNS LOGITS_OUT.f32 [f32|int8]");
+        eprintln!("usage: tract_native MODEL.onnx MANIFEST.json INPUT.f32 RUNS LOGITS_OUT.f32 [WEIGHTS]");
         std::process::exit(2);
     };
     let bytes = std::fs::read(model).unwrap();

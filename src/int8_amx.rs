@@ -227,6 +227,7 @@ pub type Tile = [[i32; COLS]; ROWS];
 ///
 /// # Safety
 /// `a` and `b` are whole panels for the same `k`, 64-byte aligned, and [`available`] is true.
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f"))]
 pub unsafe fn product_tile(a: *const u8, b: *const u8, k: usize) -> [[f32; COLS]; ROWS] {
     // SAFETY: the caller's.
     let acc = unsafe { sums(a, b, k) };

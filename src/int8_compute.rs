@@ -342,7 +342,7 @@ static AMX_KERNEL: LazyLock<DynKernel<ROWS, COLS, f32>> = LazyLock::new(|| {
 });
 
 fn run_kernel(specs: &[FusedKerSpec<f32>]) -> isize {
-    run_tile::<MR, NR>(specs, |k, pa, pb, packing| match packing {
+    run_tile::<MR, NR>(specs, &|k, pa, pb, packing| match packing {
         0 | 2 => {
             // SAFETY: pa is a weight rows header (packing 0) or a whole weight panel (2), and pb a whole
             // activation panel, of PairPanels for this k (tract's plan, set by on_int8_kernel). The weight panel is
@@ -353,38 +353,63 @@ fn run_kernel(specs: &[FusedKerSpec<f32>]) -> isize {
             });
             Some(product)
         }
-        1 => {
-            // SAFETY: as above, activations then weights: the tile is the transpose (MR = NR). The weight panel
-            // changes from tile to tile: the kernel widens it as it reads.
-            let product = unsafe { product_tile(pb, pa, k, tile) };
-            Some(std::array::from_fn(|r| std::array::from_fn(|c| product[c][r])))
-        }
+        // SAFETY: as above, activations then weights: the product is the tile's transpose, as run_tile holds it
+        // for this packing. The weight panel changes from tile to tile: the kernel widens it as it reads.
+        1 => Some(unsafe { product_tile(pb, pa, k, tile) }),
         _ => None,
     })
 }
 
 fn run_amx_kernel(specs: &[FusedKerSpec<f32>]) -> isize {
-    run_tile::<ROWS, COLS>(specs, |k, pa, pb, packing| match packing {
+    // SAFETY: this kernel runs only where AMX is (int8_plan), and int8_amx::available checks AVX-512F too.
+    #[cfg(target_arch = "x86_64")]
+    return unsafe { run_amx_tile(specs) };
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("AMX is x86_64 only: int8_amx::available() is false")
+}
+
+/// [`run_amx_kernel`] with AVX-512F: the tile's epilogue on 16 lanes.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn run_amx_tile(specs: &[FusedKerSpec<f32>]) -> isize {
+    run_tile::<ROWS, COLS>(specs, &|k, pa, pb, packing| match packing {
         // SAFETY: whole weight and activation panels of PairPanels for this k (64-byte aligned), on a machine with
         // AMX (int8_plan chose this kernel only then).
         0 | 2 => Some(unsafe { int8_amx::product_tile(pa, pb, k) }),
-        1 => {
-            // SAFETY: as above, activations then weights: the tile is the transpose (ROWS = COLS).
-            let product = unsafe { int8_amx::product_tile(pb, pa, k) };
-            Some(std::array::from_fn(|r| std::array::from_fn(|c| product[c][r])))
-        }
+        // SAFETY: as above, activations then weights: the product is the tile's transpose, as run_tile holds it.
+        1 => Some(unsafe { int8_amx::product_tile(pb, pa, k) }),
         _ => None,
     })
 }
 
 /// Interprets tract's fused ops for one R x C tile (the same semantics as tract-linalg's generic kernel, down to
 /// how min and max treat NaN), the product of AddMatMul's panels from `product(k, pa, pb, packing)` (None: not
-/// this kernel's packing).
-fn run_tile<const R: usize, const C: usize>(
+/// this kernel's packing). With the weights as tract's B (packing 1), the kernels' product is the tile's
+/// transpose, and so is the output's layout (a matmul's rows are its output's channels, contiguous along the
+/// pixels): the tile is then held transposed, so that neither the product nor the stores need a transposition.
+#[inline(always)] // into run_amx_tile, with its target features
+fn run_tile<const R: usize, const C: usize>(specs: &[FusedKerSpec<f32>], product: &Product<R, C>) -> isize {
+    if specs.iter().any(|s| matches!(s, FusedKerSpec::AddMatMul { packing: 1, .. })) {
+        run_tile_held::<R, C, true>(specs, product)
+    } else {
+        run_tile_held::<R, C, false>(specs, product)
+    }
+}
+
+/// The product of AddMatMul's panels for one tile: `(k, pa, pb, packing)`.
+type Product<const R: usize, const C: usize> = dyn Fn(usize, *const u8, *const u8, usize) -> Option<[[f32; C]; R]>;
+
+/// [`run_tile`] with tract's value (r, c) held at `ab[c][r]` if `T` (transposed; R = C), else at `ab[r][c]`.
+#[inline(always)]
+fn run_tile_held<const R: usize, const C: usize, const T: bool>(
     specs: &[FusedKerSpec<f32>],
-    product: impl Fn(usize, *const u8, *const u8, usize) -> Option<[[f32; C]; R]>,
+    product: &Product<R, C>,
 ) -> isize {
     let mut ab = [[0f32; C]; R];
+    let each = |ab: &mut [[f32; C]; R], f: &dyn Fn(f32, usize, usize) -> f32| each_held::<R, C, T>(ab, f);
+    // Where tract's value (r, c) of a store is, and whether a row of `ab` lies contiguous there.
+    let place = |store: &OutputStoreKer, i: usize, j: usize| if T { at(store, j, i) } else { at(store, i, j) };
+    let rows_contiguous = |store: &OutputStoreKer| (if T { store.row_byte_stride } else { store.col_byte_stride }) == 4;
     // SAFETY (for the reads below): tract hands per-row pointers to R values, per-column ones to C, and stores
     // covering the whole tile.
     let row = |p: *const f32, r: usize| unsafe { *p.add(r) };
@@ -412,19 +437,34 @@ fn run_tile<const R: usize, const C: usize>(
             FusedKerSpec::PerColSub(p) => each(&mut ab, &|v, _, c| row(p, c) - v),
             FusedKerSpec::PerColSubF(p) => each(&mut ab, &|v, _, c| v - row(p, c)),
             FusedKerSpec::AddRowColProducts(rows, cols) => each(&mut ab, &|v, r, c| v + row(rows, r) * row(cols, c)),
+            // Rows of contiguous values (as a matmul's output mostly is) are read and written as rows: a vector
+            // each, instead of a value at a time at a computed address.
+            FusedKerSpec::AddUnicast(store) if store.item_size == 4 && rows_contiguous(&store) => {
+                for (i, values) in ab.iter_mut().enumerate() {
+                    // SAFETY: tract's store covers the tile; this row's C values are contiguous.
+                    let other = unsafe { (place(&store, i, 0) as *const [f32; C]).read_unaligned() };
+                    values.iter_mut().zip(other).for_each(|(v, o)| *v += o);
+                }
+            }
             FusedKerSpec::AddUnicast(store) if store.item_size == 4 => {
                 each(&mut ab, &|v, r, c| v + unsafe { *at(&store, r, c) })
             }
+            FusedKerSpec::Store(store) if store.item_size == 4 && rows_contiguous(&store) => {
+                for (i, values) in ab.iter().enumerate() {
+                    // SAFETY: as above.
+                    unsafe { (place(&store, i, 0) as *mut [f32; C]).write_unaligned(*values) };
+                }
+            }
             FusedKerSpec::Store(store) if store.item_size == 4 => {
-                for (r, values) in ab.iter().enumerate() {
-                    for (c, &v) in values.iter().enumerate() {
+                for (i, values) in ab.iter().enumerate() {
+                    for (j, &v) in values.iter().enumerate() {
                         // SAFETY: tract's store covers the tile.
-                        unsafe { *at(&store, r, c) = v };
+                        unsafe { *place(&store, i, j) = v };
                     }
                 }
             }
             FusedKerSpec::AddMatMul { k, pa, pb, packing } => match product(k, pa as _, pb as _, packing) {
-                Some(product) => each(&mut ab, |v: f32, r: usize, c: usize| v + product[r][c]),
+                Some(product) => ab.iter_mut().flatten().zip(product.iter().flatten()).for_each(|(v, p)| *v += p),
                 None => return 1,
             },
             // Integer requantisation, other packings or element sizes: not for this kernel.
@@ -434,12 +474,16 @@ fn run_tile<const R: usize, const C: usize>(
     0
 }
 
-/// `v = f(v, row, column)` for each value of a tile: generic, so that each use is inlined and vectorised.
+/// `v = f(v, r, c)` for each value of a tile held as [`run_tile_held`] holds it, (r, c) being tract's row and
+/// column. Inlined, so that each use is vectorised.
 #[inline(always)]
-fn each<const R: usize, const C: usize>(ab: &mut [[f32; C]; R], f: impl Fn(f32, usize, usize) -> f32) {
-    for (r, row) in ab.iter_mut().enumerate() {
-        for (c, v) in row.iter_mut().enumerate() {
-            *v = f(*v, r, c);
+fn each_held<const R: usize, const C: usize, const T: bool>(
+    ab: &mut [[f32; C]; R],
+    f: &dyn Fn(f32, usize, usize) -> f32,
+) {
+    for (i, row) in ab.iter_mut().enumerate() {
+        for (j, v) in row.iter_mut().enumerate() {
+            *v = if T { f(*v, j, i) } else { f(*v, i, j) };
         }
     }
 }

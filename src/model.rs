@@ -24,15 +24,21 @@ pub enum WeightMemory {
     Int8,
     /// Int8 weights, as Int8, multiplied in integer arithmetic (src/int8_compute.rs): each matmul's activations are
     /// quantised per column to as many bits as its sums allow (11 to 15), and the products run on int8 x int16 dot
-    /// products: about 2.8 times tract's f32 speed in wasm.
+    /// products: about 2.8 times tract's f32 speed in wasm; natively on AMX's int8 tile multiplies where the CPU has
+    /// them (src/int8_amx.rs), with the same results bit for bit.
     Int8Compute,
 }
 
 impl Default for WeightMemory {
-    /// Int8Compute in wasm: the fastest there, and int8 in memory (a browser tab, a phone). F32 natively, where
-    /// tract's f32 kernels are the fastest and memory is plenty.
+    /// Int8Compute in wasm: the fastest there, and int8 in memory (a browser tab, a phone); natively too where the
+    /// CPU has AMX (src/int8_amx.rs), which runs it ~3x as fast as tract's f32. F32 on other CPUs, where tract's f32
+    /// kernels are the fastest and memory is plenty.
     fn default() -> Self {
-        if cfg!(target_arch = "wasm32") { WeightMemory::Int8Compute } else { WeightMemory::F32 }
+        if cfg!(target_arch = "wasm32") || crate::int8_amx::in_use() {
+            WeightMemory::Int8Compute
+        } else {
+            WeightMemory::F32
+        }
     }
 }
 

@@ -164,7 +164,7 @@ fn threads_give_identical_results() {
 #[test]
 fn int8_weights_and_int8_arithmetic_give_the_same_classes_and_scores() {
     let photo = sample("coffee.png");
-    let f32 = json_lines(&cli(&["--json", "--top", "10", photo.to_str().unwrap()]));
+    let f32 = json_lines(&cli(&["--json", "--top", "10", "--weights", "f32", photo.to_str().unwrap()]));
     let int8 = json_lines(&cli(&["--json", "--top", "10", "--weights", "int8", photo.to_str().unwrap()]));
     let (a, b) = (scores(&f32[0]), scores(&int8[0]));
     assert_eq!(a.iter().map(|s| s.0).collect::<Vec<_>>(), b.iter().map(|s| s.0).collect::<Vec<_>>());

@@ -19,8 +19,8 @@ const USAGE: &str = "usage: wrn-classify [--top K] [--json] [--model DIR] [--thr
   --model DIR  a folder written by tools/build_model.py (default: the model embedded in this binary)
   --eval DIR   top-1/top-5 accuracy on DIR/<wnid>/<images> (ImageNet's validation layout)
   --threads N  threads for inference (default: all cores; results are identical for any N)
-  --weights W  f32 (default: fastest here), int8 (weights kept int8 in memory: under half the memory) or
-               int8-compute (int8 weights, integer arithmetic: the wasm build's fast path; slow natively)";
+  --weights W  int8-compute (int8 weights, integer arithmetic: the default on CPUs with AMX and in wasm),
+               f32 (the default elsewhere) or int8 (weights kept int8 in memory: under half the memory)";
 
 struct Args {
     top: usize,
@@ -40,7 +40,7 @@ fn parse_args() -> Result<Args, String> {
         model: None,
         eval: None,
         threads: cores,
-        weights: WeightMemory::F32,
+        weights: WeightMemory::default(),
         images: Vec::new(),
     };
     let mut it = std::env::args_os().skip(1);
