@@ -410,6 +410,9 @@ fn run_tile_held<const R: usize, const C: usize, const T: bool>(
     // Where tract's value (r, c) of a store is, and whether a row of `ab` lies contiguous there.
     let place = |store: &OutputStoreKer, i: usize, j: usize| if T { at(store, j, i) } else { at(store, i, j) };
     let rows_contiguous = |store: &OutputStoreKer| (if T { store.row_byte_stride } else { store.col_byte_stride }) == 4;
+    // Or its columns (tract's scratch tile for a tile at the edge of the output is column-major).
+    let columns_contiguous =
+        |store: &OutputStoreKer| (if T { store.col_byte_stride } else { store.row_byte_stride }) == 4;
     // SAFETY (for the reads below): tract hands per-row pointers to R values, per-column ones to C, and stores
     // covering the whole tile.
     let row = |p: *const f32, r: usize| unsafe { *p.add(r) };
@@ -446,6 +449,13 @@ fn run_tile_held<const R: usize, const C: usize, const T: bool>(
                     values.iter_mut().zip(other).for_each(|(v, o)| *v += o);
                 }
             }
+            FusedKerSpec::AddUnicast(store) if store.item_size == 4 && columns_contiguous(&store) => {
+                for j in 0..C {
+                    // SAFETY: tract's store covers the tile; this column's R values are contiguous.
+                    let other = unsafe { (place(&store, 0, j) as *const [f32; R]).read_unaligned() };
+                    ab.iter_mut().zip(other).for_each(|(values, o)| values[j] += o);
+                }
+            }
             FusedKerSpec::AddUnicast(store) if store.item_size == 4 => {
                 each(&mut ab, &|v, r, c| v + unsafe { *at(&store, r, c) })
             }
@@ -453,6 +463,13 @@ fn run_tile_held<const R: usize, const C: usize, const T: bool>(
                 for (i, values) in ab.iter().enumerate() {
                     // SAFETY: as above.
                     unsafe { (place(&store, i, 0) as *mut [f32; C]).write_unaligned(*values) };
+                }
+            }
+            FusedKerSpec::Store(store) if store.item_size == 4 && columns_contiguous(&store) => {
+                for j in 0..C {
+                    let column: [f32; R] = std::array::from_fn(|i| ab[i][j]);
+                    // SAFETY: as above.
+                    unsafe { (place(&store, 0, j) as *mut [f32; R]).write_unaligned(column) };
                 }
             }
             FusedKerSpec::Store(store) if store.item_size == 4 => {
@@ -464,7 +481,12 @@ fn run_tile_held<const R: usize, const C: usize, const T: bool>(
                 }
             }
             FusedKerSpec::AddMatMul { k, pa, pb, packing } => match product(k, pa as _, pb as _, packing) {
-                Some(product) => ab.iter_mut().flatten().zip(product.iter().flatten()).for_each(|(v, p)| *v += p),
+                Some(product) => {
+                    // Row by row (a flattened iteration would not be vectorised).
+                    for (values, products) in ab.iter_mut().zip(&product) {
+                        values.iter_mut().zip(products).for_each(|(v, p)| *v += p);
+                    }
+                }
                 None => return 1,
             },
             // Integer requantisation, other packings or element sizes: not for this kernel.
