@@ -16,7 +16,7 @@
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::int8_matmul::{activation_qmax, column_max_abs_portable, column_scales};
+use crate::int8_matmul::{ColumnRun, activation_qmax, column_max_abs_portable, column_scales, gather_runs};
 
 /// Rows of a weight panel and of a tile (an AMX tile's 16 rows).
 pub const ROWS: usize = 16;
@@ -114,16 +114,39 @@ pub fn pack_weight_panel(out: &mut [u8], k: usize, scales: &[f32], rows: &[&[i8]
 /// the others are padding, whatever they hold), each column quantised as int8_matmul quantises it: symmetric, scale
 /// max|x| / qmax, rounded half to even (NaN to 0). With AVX-512 where the CPU has it (as every CPU with AMX does).
 pub fn quantize_activation_panel(out: &mut [u8], columns: &[f32], k: usize, cols: usize) {
+    assert!(cols <= COLS && columns.len() >= k * COLS, "k rows of COLS");
+    let all = ColumnRun { values: columns.as_ptr(), r: COLS, from: 0, to: 0, len: cols };
+    // SAFETY: the run is within `columns` (asserted).
+    unsafe { quantize_activation_runs(out, &[all], k, cols, &mut Vec::new()) }
+}
+
+/// As [`quantize_activation_panel`], the panel's columns read from `runs` of tract's panels. `columns` is a scratch
+/// for CPUs without AVX-512, which gather the runs into one K x COLS panel first.
+///
+/// # Safety
+/// Each run's panel holds k rows of its r values; the runs cover columns 0..cols.
+pub unsafe fn quantize_activation_runs(
+    out: &mut [u8],
+    runs: &[ColumnRun],
+    k: usize,
+    cols: usize,
+    columns: &mut Vec<f32>,
+) {
+    assert!(cols <= COLS && out.len() == activation_panel_bytes(k), "one panel");
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx512f") {
-        assert!(cols <= COLS && out.len() == activation_panel_bytes(k) && columns.len() >= k * COLS, "one panel");
-        // SAFETY: AVX-512F is here; the sizes are asserted above.
-        let max_abs = unsafe { column_max_abs_avx512(columns, k, cols) };
-        let (scales, multipliers) = column_scales(max_abs, k);
-        let levels = write_header(out, &scales);
-        // SAFETY: as above.
-        return unsafe { split_levels_avx512(levels, columns, k, &multipliers) };
+        // SAFETY: AVX-512F is here; the runs are the caller's, the levels' size is asserted above.
+        unsafe {
+            let mut max_abs = column_max_abs_avx512(runs, k);
+            // Padding columns count as zeros.
+            max_abs[cols..].fill(0.0);
+            let (scales, multipliers) = column_scales(max_abs, k);
+            return split_levels_avx512(write_header(out, &scales), runs, k, &multipliers);
+        }
     }
+    columns.resize(k * COLS, 0.0);
+    // SAFETY: the caller's.
+    unsafe { gather_runs(runs, k, COLS, columns) };
     quantize_activation_panel_portable(out, columns, k, cols)
 }
 
@@ -152,25 +175,43 @@ fn write_header<'o>(out: &'o mut [u8], scales: &[f32]) -> &'o mut [u8] {
     rest
 }
 
+/// Row kk of a panel made of `runs`, as one vector (zeros where no run is): a masked load per run (masked-off
+/// lanes are not read, so a run's load may start before its panel).
+///
+/// # Safety
+/// AVX-512F; as [`quantize_activation_runs`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn row_avx512(runs: &[ColumnRun], kk: usize) -> std::arch::x86_64::__m512 {
+    use std::arch::x86_64::*;
+    let mut row = _mm512_setzero_ps();
+    for run in runs {
+        let mask = (((1u32 << run.len) - 1) << run.to) as __mmask16;
+        let first = run.values.wrapping_add(kk * run.r + run.from).wrapping_sub(run.to);
+        // SAFETY: the lanes in the mask are the run's values of row kk (the caller's).
+        row = unsafe { _mm512_mask_loadu_ps(row, mask, first) };
+    }
+    row
+}
+
 /// As int8_matmul's `column_max_abs_portable`: `max(|x|, m)` keeps m when x is NaN.
 ///
 /// # Safety
-/// AVX-512F; `columns` holds k rows of COLS.
+/// AVX-512F; as [`quantize_activation_runs`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn column_max_abs_avx512(columns: &[f32], k: usize, cols: usize) -> [f32; COLS] {
+unsafe fn column_max_abs_avx512(runs: &[ColumnRun], k: usize) -> [f32; COLS] {
     use std::arch::x86_64::*;
     let mut max_abs = [0f32; COLS];
-    // SAFETY: k rows of COLS (the caller's).
+    // SAFETY: the caller's.
     unsafe {
         let mut m = _mm512_setzero_ps();
-        for row in columns.chunks_exact(COLS).take(k) {
-            m = _mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(row.as_ptr())), m);
+        for kk in 0..k {
+            m = _mm512_max_ps(_mm512_abs_ps(row_avx512(runs, kk)), m);
         }
         _mm512_storeu_ps(max_abs.as_mut_ptr(), m);
     }
-    // Padding columns may hold anything (a lazily made panel's scratch): they count as zeros.
-    max_abs[cols..].fill(0.0);
     max_abs
 }
 
@@ -185,25 +226,26 @@ fn level_at(kk: usize, c: usize) -> usize {
     (kk / K_STEP) * ACTIVATION_STEP + (kk % K_STEP / 4) * COLS * 4 + c * 4 + kk % 4
 }
 
-/// The levels' bytes, as [`quantize_activation_panel_portable`] writes them: a row of K is 16 columns, one zmm; four rows (a quad of K) make one u32 per column,
-/// byte i from row i, which is the quad AMX's second operand wants for that column.
+/// The levels' bytes, as [`quantize_activation_panel_portable`] writes them: a row of K is 16 columns, one zmm;
+/// four rows (a quad of K) make one u32 per column, byte i from row i, which is the quad AMX's second operand wants
+/// for that column.
 ///
 /// # Safety
-/// AVX-512F; `levels` holds the panel's K steps and `columns` k rows of COLS.
+/// AVX-512F; as [`quantize_activation_runs`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn split_levels_avx512(levels: &mut [u8], columns: &[f32], k: usize, multipliers: &[f32; COLS]) {
+unsafe fn split_levels_avx512(levels: &mut [u8], runs: &[ColumnRun], k: usize, multipliers: &[f32; COLS]) {
     use std::arch::x86_64::*;
-    assert!(levels.len() == padded(k) / K_STEP * ACTIVATION_STEP && columns.len() >= k * COLS);
+    assert!(levels.len() == padded(k) / K_STEP * ACTIVATION_STEP);
     let qmax = activation_qmax(k);
-    // SAFETY (loads and stores): rows kk < k of `columns` exist, quads of `levels` are in bounds (asserted).
+    // SAFETY (loads and stores): rows kk < k of the runs exist (the caller's), quads of `levels` are in bounds.
     unsafe {
         let multiplier = _mm512_loadu_ps(multipliers.as_ptr());
         let (low, high, byte) = (_mm512_set1_epi32(-qmax), _mm512_set1_epi32(qmax), _mm512_set1_epi32(0xff));
         for quad in 0..padded(k) / 4 {
             let (mut h, mut l) = (_mm512_setzero_si512(), _mm512_setzero_si512());
             for i in 0..4.min(k.saturating_sub(quad * 4)) {
-                let x = _mm512_mul_ps(_mm512_loadu_ps(columns.as_ptr().add((quad * 4 + i) * COLS)), multiplier);
+                let x = _mm512_mul_ps(row_avx512(runs, quad * 4 + i), multiplier);
                 // Rounded half to even (MXCSR's default), NaN to 0, clamped to +-qmax as the portable version.
                 let ordered = _mm512_cmp_ps_mask::<_CMP_ORD_Q>(x, x);
                 let level = _mm512_maskz_cvtps_epi32(ordered, x);
@@ -372,6 +414,29 @@ mod tests {
             quantize_activation_panel_portable(&mut portable, &columns, k, cols);
             assert_eq!(out, portable, "k {k}, {cols} columns");
             assert!(out[HEADER..].iter().any(|&b| b > 128), "levels with high bytes");
+        }
+    }
+
+    /// A panel of ours read from three panels of tract's 12 columns each (columns 4 to 19 of them; then 9 only).
+    #[test]
+    fn panels_from_runs_of_tract_panels_are_the_gathered_ones() {
+        let (k, r) = (300, 12);
+        let tract: Vec<f32> = (0..3 * k * r).map(|i| (i as f32 * 0.11).cos() * (1 + i % 13) as f32).collect();
+        let panel = |t: usize| tract[t * k * r..].as_ptr();
+        for cols in [16, 9] {
+            let runs = [
+                ColumnRun { values: panel(0), r, from: 4, to: 0, len: 8 },
+                ColumnRun { values: panel(1), r, from: 0, to: 8, len: (cols - 8).min(12) },
+            ];
+            let mut gathered = vec![0f32; k * COLS];
+            // SAFETY: runs within the panels.
+            unsafe { gather_runs(&runs[..1 + (cols > 8) as usize], k, COLS, &mut gathered) };
+            let mut expected = vec![0u8; activation_panel_bytes(k)];
+            quantize_activation_panel_portable(&mut expected, &gathered, k, cols);
+            let mut out = vec![0u8; activation_panel_bytes(k)];
+            // SAFETY: as above.
+            unsafe { quantize_activation_runs(&mut out, &runs, k, cols, &mut Vec::new()) };
+            assert_eq!(out, expected, "{cols} columns");
         }
     }
 

@@ -39,7 +39,7 @@ use tract_onnx::tract_core::ops::matmul::pack::DynPackedExoticFact;
 
 use crate::int8_amx::{self, COLS, ROWS};
 use crate::int8_matmul::{
-    MR, NR, activation_panel_bytes, pack_weight_panel_rows, product_tile, product_tile_widened,
+    ColumnRun, MR, NR, activation_panel_bytes, gather_runs, pack_weight_panel_rows, product_tile, product_tile_widened,
     quantize_activation_panel, tile, tile_widened, weight_panel_bytes, widen_weight_panel, widened_weight_panel_len,
 };
 
@@ -682,6 +682,25 @@ impl PairFormat {
             _ => quantize_activation_panel(out, columns, k, cols),
         }
     }
+
+    /// As [`PairFormat::quantize`], the panel's columns from `runs` of tract's panels (gathered into `columns` first
+    /// where the quantiser reads contiguous columns).
+    ///
+    /// # Safety
+    /// Each run's panel holds k rows of its r values; the runs cover columns 0..cols.
+    unsafe fn quantize_runs(self, out: &mut [u8], runs: &[ColumnRun], k: usize, cols: usize, columns: &mut Vec<f32>) {
+        // SAFETY: the caller's.
+        unsafe {
+            match self {
+                PairFormat::AmxActivations => int8_amx::quantize_activation_runs(out, runs, k, cols, columns),
+                _ => {
+                    columns.resize(k * self.r(), 0.0);
+                    gather_runs(runs, k, self.r(), columns);
+                    quantize_activation_panel(out, columns, k, cols)
+                }
+            }
+        }
+    }
 }
 
 impl fmt::Display for PairFormat {
@@ -802,28 +821,49 @@ impl PairPanels {
                 Ok(())
             });
         }
-        // Other widths: the current tract panel is copied out and its columns gathered into ours. Columns only move
-        // forward, so each run reads each tract panel once (twice for a panel two runs share).
-        let gather = || (scratch(), usize::MAX, vec![0f32; k * r], vec![0f32; k * width]);
-        PairPanels::new(format, n, k, gather, |(scratch, current, source, columns), j, out| {
+        // Other widths: each panel of ours is runs of columns of a few of tract's, which stay made (each in a
+        // scratch of its own) while ours reads them. Columns only move forward, so the one made first is the one to
+        // reuse, and each run of panels makes each tract panel once (twice for one that two runs share).
+        let made = || TractPanelsMade {
+            made: (0..width.div_ceil(r) + 1).map(|_| (None, scratch(), std::ptr::null())).collect(),
+            columns: Vec::new(),
+        };
+        PairPanels::new(format, n, k, made, |made, j, out| {
             let cols = (n - j * width).min(width);
-            // Run by run of columns that one tract panel holds, row by row of K.
-            let mut c = 0;
-            while c < cols {
-                let col = j * width + c;
-                if *current != col / r {
-                    source.copy_from_slice(tract_panel(scratch, col / r)?);
-                    *current = col / r;
-                }
-                let run = (r - col % r).min(cols - c);
-                for (ours, theirs) in columns.chunks_exact_mut(width).zip(source.chunks_exact(r)) {
-                    ours[c..c + run].copy_from_slice(&theirs[col % r..][..run]);
-                }
-                c += run;
+            let mut runs: TVec<ColumnRun> = tvec![];
+            while let Some(to) = runs.last().map_or(Some(0), |l| Some(l.to + l.len).filter(|&c| c < cols)) {
+                let col = j * width + to;
+                let values = made.panel(col / r, |scratch, i| Ok(tract_panel(scratch, i)?.as_ptr()))?;
+                runs.push(ColumnRun { values, r, from: col % r, to, len: (r - col % r).min(cols - to) });
             }
-            format.quantize(out, columns, k, cols);
+            // SAFETY: each run is within a tract panel (k rows of r) made above and still held.
+            unsafe { format.quantize_runs(out, &runs, k, cols, &mut made.columns) };
             Ok(())
         })
+    }
+}
+
+/// tract panels made for [`PairPanels::activations`]: (panel index, its scratch, its values) each.
+struct TractPanelsMade {
+    made: Vec<(Option<usize>, Option<Blob>, *const f32)>,
+    /// Where panels are gathered for a quantiser that reads contiguous columns.
+    columns: Vec<f32>,
+}
+
+impl TractPanelsMade {
+    /// Tract panel `i`'s values, made now (over the one made first) if not held.
+    fn panel(
+        &mut self,
+        i: usize,
+        make: impl FnOnce(&mut Option<Blob>, usize) -> TractResult<*const f32>,
+    ) -> TractResult<*const f32> {
+        if let Some(held) = self.made.iter().find(|m| m.0 == Some(i)) {
+            return Ok(held.2);
+        }
+        let first = self.made.iter_mut().min_by_key(|m| m.0.map_or(0, |i| i + 1)).expect("slots");
+        first.2 = make(&mut first.1, i)?;
+        first.0 = Some(i);
+        Ok(first.2)
     }
 }
 

@@ -135,6 +135,32 @@ fn write_scales(header: &mut [u8], scales: &[f32]) {
     }
 }
 
+/// Columns `to..to + len` of a panel of activations, from columns `from..` of a panel of tract's: K rows of `r`
+/// values at `values`.
+#[derive(Clone, Copy, Debug)]
+pub struct ColumnRun {
+    pub values: *const f32,
+    pub r: usize,
+    pub from: usize,
+    pub to: usize,
+    pub len: usize,
+}
+
+/// Copies `runs` into `columns`, K x `width`, K-major (columns no run covers are left as they are).
+///
+/// # Safety
+/// Each run's panel holds k rows of its r values, and its columns fit in `width`.
+pub unsafe fn gather_runs(runs: &[ColumnRun], k: usize, width: usize, columns: &mut [f32]) {
+    for run in runs {
+        assert!(run.to + run.len <= width && run.from + run.len <= run.r, "a run inside both panels");
+        // SAFETY: the caller's.
+        let theirs = unsafe { std::slice::from_raw_parts(run.values, k * run.r) };
+        for (ours, theirs) in columns.chunks_exact_mut(width).zip(theirs.chunks_exact(run.r)).take(k) {
+            ours[run.to..][..run.len].copy_from_slice(&theirs[run.from..][..run.len]);
+        }
+    }
+}
+
 /// One activation panel's column scales and the multipliers that quantise it: `columns` is K x NR, K-major (as
 /// tract packs activations); columns from `cols` on are padding, whatever they hold.
 fn activation_scales(columns: &[f32], k: usize, cols: usize) -> ([f32; NR], [f32; NR]) {
