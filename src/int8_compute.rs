@@ -365,7 +365,7 @@ fn run_amx_kernel(specs: &[FusedKerSpec<f32>]) -> isize {
     #[cfg(target_arch = "x86_64")]
     return unsafe { run_amx_tile(specs) };
     #[cfg(not(target_arch = "x86_64"))]
-    unreachable!("AMX is x86_64 only: int8_amx::available() is false")
+    unreachable!("AMX is x86_64 only: int8_amx::available() is false ({} ops)", specs.len())
 }
 
 /// [`run_amx_kernel`] with AVX-512F: the tile's epilogue on 16 lanes.
