@@ -16,7 +16,9 @@
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::int8_matmul::{ColumnRun, activation_qmax, column_max_abs_portable, column_scales, gather_runs};
+use crate::int8_matmul::{
+    ColumnRun, activation_qmax, column_max_abs_portable, column_scales, gather_runs, scaled, write_scales,
+};
 
 /// Rows of a weight panel and of a tile (an AMX tile's 16 rows).
 pub const ROWS: usize = 16;
@@ -100,11 +102,7 @@ pub fn pack_weight_panel(out: &mut [u8], k: usize, scales: &[f32], rows: &[&[i8]
     assert!(rows.len() == scales.len() && rows.len() <= ROWS, "at most ROWS rows, one scale each");
     assert!(out.len() == weight_panel_bytes(k) && rows.iter().all(|r| r.len() >= k), "one panel of rows of k");
     out.fill(0);
-    let (header, values) = out.split_at_mut(HEADER);
-    for (bytes, scale) in header.chunks_exact_mut(4).zip(scales) {
-        bytes.copy_from_slice(&scale.to_le_bytes());
-    }
-    for (out, row) in values.chunks_exact_mut(padded(k)).zip(rows) {
+    for (out, row) in write_header(out, scales).chunks_exact_mut(padded(k)).zip(rows) {
         // SAFETY: i8 and u8 have the same size and alignment.
         out[..k].copy_from_slice(unsafe { std::slice::from_raw_parts(row.as_ptr() as *const u8, k) });
     }
@@ -169,9 +167,7 @@ pub fn quantize_activation_panel_portable(out: &mut [u8], columns: &[f32], k: us
 /// Writes a panel's scales; returns what follows them.
 fn write_header<'o>(out: &'o mut [u8], scales: &[f32]) -> &'o mut [u8] {
     let (header, rest) = out.split_at_mut(HEADER);
-    for (bytes, scale) in header.chunks_exact_mut(4).zip(scales) {
-        bytes.copy_from_slice(&scale.to_le_bytes());
-    }
+    write_scales(header, scales);
     rest
 }
 
@@ -271,16 +267,8 @@ pub type Tile = [[i32; COLS]; ROWS];
 /// `a` and `b` are whole panels for the same `k`, 64-byte aligned, and [`available`] is true.
 #[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f"))]
 pub unsafe fn product_tile(a: *const u8, b: *const u8, k: usize) -> [[f32; COLS]; ROWS] {
-    // SAFETY: the caller's.
-    let acc = unsafe { sums(a, b, k) };
-    let scale = |p: *const u8, i: usize| unsafe { (p as *const f32).add(i).read() };
-    let mut c = [[0f32; COLS]; ROWS];
-    for (r, row) in c.iter_mut().enumerate() {
-        for (s, v) in row.iter_mut().enumerate() {
-            *v = acc[r][s] as f32 * (scale(a, r) * scale(b, s));
-        }
-    }
-    c
+    // SAFETY: the caller's; both panels start with their scales.
+    unsafe { scaled(sums(a, b, k), a, b) }
 }
 
 /// The tile's integer sums on AMX.

@@ -41,6 +41,7 @@ use crate::int8_amx::{self, COLS, ROWS};
 use crate::int8_matmul::{
     ColumnRun, MR, NR, activation_panel_bytes, gather_runs, pack_weight_panel_rows, product_tile, product_tile_widened,
     quantize_activation_panel, tile, tile_widened, weight_panel_bytes, widen_weight_panel, widened_weight_panel_len,
+    write_scales,
 };
 
 /// How many matmuls run on an int8 kernel (the pair kernel or AMX's).
@@ -587,9 +588,7 @@ const WEIGHT_ROWS_HEADER: usize = MR * 4 + 16;
 fn write_weight_rows_header(out: &mut [u8], scales: &[f32], first: *const i8, row_stride: usize) {
     assert!(out.len() == WEIGHT_ROWS_HEADER && scales.len() <= MR, "one header of at most MR rows");
     out.fill(0);
-    for (bytes, scale) in out.chunks_exact_mut(4).zip(scales) {
-        bytes.copy_from_slice(&scale.to_le_bytes());
-    }
+    write_scales(&mut out[..MR * 4], scales);
     out[MR * 4..][..8].copy_from_slice(&(first as usize as u64).to_le_bytes());
     out[MR * 4 + 8..][..4].copy_from_slice(&(row_stride as u32).to_le_bytes());
     out[MR * 4 + 12..][..4].copy_from_slice(&(scales.len() as u32).to_le_bytes());

@@ -129,7 +129,7 @@ fn transpose_pairs(rows: &[&[u8]; MR], first: usize, q: &mut [u8]) {
 }
 
 /// A panel's header: its scales, as little-endian f32.
-fn write_scales(header: &mut [u8], scales: &[f32]) {
+pub(crate) fn write_scales(header: &mut [u8], scales: &[f32]) {
     for (bytes, scale) in header.chunks_exact_mut(4).zip(scales) {
         bytes.copy_from_slice(&scale.to_le_bytes());
     }
@@ -352,13 +352,19 @@ pub unsafe fn product_tile_widened(
     unsafe { scaled(acc, a, b) }
 }
 
-/// The integer sums times the row scales of weight panel `a` and the column scales of activation panel `b`.
+/// The integer sums times the row scales of weight panel `a` and the column scales of activation panel `b` (each
+/// panel starts with its scales: this kernel's and int8_amx's).
 ///
 /// # Safety
 /// `a` and `b` point at a weight panel and an activation panel.
-unsafe fn scaled(acc: Tile, a: *const u8, b: *const u8) -> [[f32; NR]; MR] {
+#[inline]
+pub(crate) unsafe fn scaled<const R: usize, const C: usize>(
+    acc: [[i32; C]; R],
+    a: *const u8,
+    b: *const u8,
+) -> [[f32; C]; R] {
     let scale = |p: *const u8, i: usize| unsafe { (p as *const f32).add(i).read_unaligned() };
-    let mut c = [[0f32; NR]; MR];
+    let mut c = [[0f32; C]; R];
     for (r, row) in c.iter_mut().enumerate() {
         for (s, v) in row.iter_mut().enumerate() {
             *v = acc[r][s] as f32 * (scale(a, r) * scale(b, s));
