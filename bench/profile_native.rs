@@ -1,6 +1,6 @@
 //! Where one inference spends its time, natively: per op type and the slowest nodes, after a warm-up run.
 //!
-//! usage: cargo run --release --example profile_native -- MODEL_DIR [f32|int8|int8-compute] [THREADS]
+//! usage: cargo run --release --example profile_native -- MODEL_DIR [f32|int8|int8-compute] [THREADS [SLOWEST_NODES_SHOWN]]
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -12,6 +12,7 @@ fn main() {
     let dir = args.first().map_or("model", String::as_str);
     let weights: WeightMemory = args.get(1).map_or(Ok(WeightMemory::F32), |w| w.parse()).unwrap();
     let threads: usize = args.get(2).map_or(1, |t| t.parse().unwrap());
+    let top: usize = args.get(3).map_or(15, |t| t.parse().unwrap());
     wrn_wasm::model::use_threads(threads);
     let classifier = Classifier::from_dir(std::path::Path::new(dir), weights).unwrap();
     let input = vec![0.5f32; classifier.manifest().input.shape.iter().product()];
@@ -22,14 +23,14 @@ fn main() {
         (0..3).map(|_| classifier.profile(input.clone(), &clock).unwrap().nodes).collect();
     // The run with the median total.
     runs.sort_by(|a, b| total(a).total_cmp(&total(b)));
-    print!("{}", report(&runs[1]));
+    print!("{}", report(&runs[1], top));
 }
 
 fn total(times: &[NodeTime]) -> f64 {
     times.iter().map(|t| t.ms).sum()
 }
 
-fn report(times: &[NodeTime]) -> String {
+fn report(times: &[NodeTime], top: usize) -> String {
     let mut by_op: BTreeMap<&str, (f64, usize)> = BTreeMap::new();
     for t in times {
         let e = by_op.entry(&t.op).or_default();
@@ -44,7 +45,7 @@ fn report(times: &[NodeTime]) -> String {
     }
     let mut slowest: Vec<_> = times.iter().collect();
     slowest.sort_by(|a, b| b.ms.total_cmp(&a.ms));
-    for t in slowest.iter().take(15) {
+    for t in slowest.iter().take(top) {
         out += &format!("{:9.2} ms  {} ({})\n", t.ms, t.node, t.op);
     }
     out

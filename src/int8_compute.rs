@@ -18,8 +18,9 @@
 
 use std::alloc::Layout;
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 
 use tract_linalg::WeightType;
@@ -32,11 +33,13 @@ use tract_linalg::multithread::{Executor, current_tract_executor, par_chunks_mut
 use tract_linalg::pack::PackedFormat;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
+use tract_onnx::tract_core::ops::cnn::{Conv, PoolSpec};
 use tract_onnx::tract_core::ops::konst::Const;
 use tract_onnx::tract_core::ops::matmul::ModePicker;
 use tract_onnx::tract_core::ops::matmul::optimized::{MatMulOperand, OptMatMul, ProtoFusedSpec};
 use tract_onnx::tract_core::ops::matmul::pack::DynPackedExoticFact;
 
+use crate::im2col::Im2col;
 use crate::int8_amx::{self, COLS, ROWS};
 use crate::int8_matmul::{
     ColumnRun, MR, NR, activation_panel_bytes, gather_runs, pack_weight_panel_rows, product_tile, product_tile_widened,
@@ -181,6 +184,145 @@ pub fn switch_with_weight_rows(
     let batch: TVec<usize> = packed.shape.as_concrete().context("packed shape")?.into();
     let storage = PackedMatrixStorage::new_batched(&batch, tvec![Box::new(pairs) as Box<dyn MMMInputValue>]);
     plan.apply(model, id, storage.into_tensor(f32::datum_type()))?;
+    Ok(true)
+}
+
+/// A model's convolutions before tract's codegen turns each into a lazy im2col and a matmul: by name, the geometry
+/// and input channels of each ungrouped one ([`gather_activations`] finds its im2col by this name).
+pub type Convolutions = HashMap<String, (PoolSpec, usize)>;
+
+pub fn convolutions(model: &TypedModel) -> Convolutions {
+    let ungrouped = |n: &TypedNode| {
+        let conv = n.op_as::<Conv>().filter(|c| c.group == 1)?;
+        Some((n.name.clone(), (conv.pool_spec.clone(), conv.input_channels())))
+    };
+    model.nodes().iter().filter_map(ungrouped).collect()
+}
+
+/// Each [`QuantizeActivations`] whose f32 panels tract makes from a tensor, by a lazy im2col (of one of `convs`) or a
+/// packer, quantises straight from that tensor instead ([`QuantizeGathered`]): tract's panels are neither written
+/// nor read, and the packer does not run. The same panels, so the same logits bit for bit. Returns how many.
+#[inline(never)] // a step of Model::from_onnx
+pub fn gather_activations(model: &mut TypedModel, convs: &Convolutions) -> TractResult<usize> {
+    if FROM_TRACT_PANELS.load(Ordering::Relaxed) {
+        return Ok(0);
+    }
+    let quantizers: Vec<usize> =
+        model.nodes().iter().filter(|n| n.op_is::<QuantizeActivations>()).map(|n| n.id).collect();
+    let mut gathered = 0;
+    for id in quantizers {
+        let Some((tensor, im2col)) = activations_source(model, model.node(id).inputs[0], convs)? else {
+            continue;
+        };
+        let node = model.node(id);
+        let format = node.op_as::<QuantizeActivations>().context("a quantizer")?.format;
+        let fact = model.outlet_fact(OutletId::new(id, 0))?.clone();
+        let batch: TVec<usize> = fact.shape.as_concrete().context("concrete batch")?.into();
+        if batch.iter().product::<usize>() != 1 {
+            continue;
+        }
+        let mut patch = TypedModelPatch::default();
+        let tensor = patch.tap_model(model, tensor)?;
+        let op = QuantizeGathered { im2col: Arc::new(im2col), format, batch };
+        let out = patch.wire_node(&node.name, op, &[tensor])?[0];
+        patch.shunt_outside(model, OutletId::new(id, 0), out)?;
+        patch.apply(model)?;
+        gathered += 1;
+    }
+    Ok(gathered)
+}
+
+static FROM_TRACT_PANELS: AtomicBool = AtomicBool::new(false);
+
+/// Whether models loaded from now on quantise their activations from tract's f32 panels, as before
+/// [`gather_activations`] (for tests, which compare the two).
+#[doc(hidden)]
+pub fn quantize_from_tract_panels(yes: bool) {
+    FROM_TRACT_PANELS.store(yes, Ordering::Relaxed);
+}
+
+/// The tensor that `packed` (f32 activation panels) is made from, and where its values lie in it: for a lazy im2col
+/// of one of `convs` (checked against two of the panels it makes) or a packer of an f32 matrix. None for anything
+/// else.
+fn activations_source(
+    model: &TypedModel,
+    packed: OutletId,
+    convs: &Convolutions,
+) -> TractResult<Option<(OutletId, Im2col)>> {
+    let producer = model.node(packed.node);
+    let ([tensor], Some(fact)) = (producer.inputs.as_slice(), model.outlet_fact(packed)?.exotic_fact()) else {
+        return Ok(None);
+    };
+    let Some(packed_fact) = fact.downcast_ref::<DynPackedExoticFact>() else {
+        return Ok(None);
+    };
+    let input = model.outlet_fact(*tensor)?;
+    let (Some(shape), true) = (input.shape.as_concrete(), input.datum_type == f32::datum_type()) else {
+        return Ok(None);
+    };
+    let im2col = match producer.op.name().as_ref() {
+        "LazyIm2col" => {
+            let conv = producer.name.strip_suffix(".lazyIm2col").and_then(|name| convs.get(name));
+            let Some((pool_spec, channels)) = conv else {
+                return Ok(None);
+            };
+            let Ok(im2col) = Im2col::conv(pool_spec, shape, *channels) else {
+                return Ok(None);
+            };
+            if !makes_the_same_panels(producer, shape, &im2col)? {
+                return Ok(None);
+            }
+            im2col
+        }
+        "OptMatMulPack" => {
+            let mapping =
+                producer.op.as_typed().context("typed")?.axes_mapping(&[input], &[model.outlet_fact(packed)?])?;
+            let (k_axis, n_axis) = (mapping.axis('K')?.inputs[0][0], mapping.axis('M')?.inputs[0][0]);
+            // One matrix: any other axis has one entry. Tensors are contiguous, row-major.
+            let others = (0..shape.len()).filter(|&a| a != k_axis && a != n_axis);
+            if others.map(|a| shape[a]).product::<usize>() != 1 {
+                return Ok(None);
+            }
+            let stride = |axis: usize| shape[axis + 1..].iter().product::<usize>();
+            Im2col::matrix(shape[k_axis], stride(k_axis), shape[n_axis], stride(n_axis))
+        }
+        _ => return Ok(None),
+    };
+    let agrees = packed_fact.k == im2col.k().to_dim() && packed_fact.mn == im2col.n().to_dim();
+    let fits = im2col.extent() <= shape.iter().product();
+    Ok((agrees && fits).then_some((*tensor, im2col)))
+}
+
+/// Whether tract's lazy im2col `node` reads an input of `shape` as `im2col` says: its first and last panels made from
+/// a tensor whose values are their own indices. (tract's im2col has no public handle on its offsets, so `im2col` is
+/// computed again from the convolution's geometry, and checked.)
+fn makes_the_same_panels(node: &TypedNode, shape: &[usize], im2col: &Im2col) -> TractResult<bool> {
+    let len: usize = shape.iter().product();
+    if len > 1 << f32::MANTISSA_DIGITS || im2col.extent() > len || im2col.n() == 0 {
+        return Ok(false);
+    }
+    let probe = tract_ndarray::ArrayD::from_shape_vec(shape, (0..len).map(|i| i as f32).collect())?;
+    let Some(outputs) = node.op.eval_out_of_plan(tvec!(Tensor::from(probe).into_tvalue()))? else {
+        return Ok(false);
+    };
+    let storage = outputs[0].try_storage_as::<PackedMatrixStorage>()?;
+    let [value] = storage.values() else {
+        return Ok(false);
+    };
+    let (r, k) = (value.format().r(), im2col.k());
+    let last = im2col.n().div_ceil(r) - 1;
+    for i in [0, last] {
+        // SAFETY: a plain byte buffer of tract's layout, which the panel is written into before it is read.
+        let mut scratch = value.scratch_panel_buffer_layout().map(|l| unsafe { Blob::for_layout(l) });
+        let bytes = value.panel_bytes(i, scratch.as_mut().map(|b| b.as_mut_ptr()))?;
+        // SAFETY: a tract panel holds k rows of r f32.
+        let panel = unsafe { std::slice::from_raw_parts(bytes as *const f32, k * r) };
+        let cols = (im2col.n() - i * r).min(r);
+        let at = |kk: usize, c: usize| im2col.offset(kk, i * r + c) as f32;
+        if !panel.chunks_exact(r).enumerate().all(|(kk, row)| (0..cols).all(|c| row[c] == at(kk, c))) {
+            return Ok(false);
+        }
+    }
     Ok(true)
 }
 
@@ -964,6 +1106,64 @@ impl TypedOp for QuantizeActivations {
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
         let fact = pair_fact(inputs[0].exotic_fact(), self.format).context("packed activations")?;
         Ok(tvec!(inputs[0].without_value().with_exotic_fact(fact)))
+    }
+
+    as_op!();
+}
+
+/// Pair panels quantised straight from the tensor tract's im2col or packer would have read ([`gather_activations`]):
+/// each panel's columns gathered into a scratch of the panel's width, then quantised as [`QuantizeActivations`] does.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+struct QuantizeGathered {
+    im2col: Arc<Im2col>,
+    format: PairFormat,
+    /// The batch shape of the output: one matrix.
+    batch: TVec<usize>,
+}
+
+impl QuantizeGathered {
+    fn panels<const W: usize>(&self, values: &[f32]) -> TractResult<PairPanels> {
+        ensure!(self.format.r() == W, "{} columns a panel", self.format.r());
+        let (k, n) = (self.im2col.k(), self.im2col.n());
+        PairPanels::new(self.format, n, k, Vec::new, |columns, j, out| {
+            columns.resize(k * W, 0.0);
+            let cols = self.im2col.panel::<W>(values, j * W, columns);
+            self.format.quantize(out, columns, k, cols);
+            Ok(())
+        })
+    }
+}
+
+impl Op for QuantizeGathered {
+    fn name(&self) -> StaticName {
+        "QuantizeGathered".into()
+    }
+
+    op_as_typed_op!();
+}
+
+impl EvalOp for QuantizeGathered {
+    op_out_of_plan!();
+
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let view = inputs[0].try_as_plain_ram()?;
+        let values = view.as_slice::<f32>()?;
+        ensure!(values.len() >= self.im2col.extent(), "{} values, {} read", values.len(), self.im2col.extent());
+        let panels = match self.format {
+            PairFormat::AmxActivations => self.panels::<COLS>(values)?,
+            _ => self.panels::<NR>(values)?,
+        };
+        let values: TVec<Box<dyn MMMInputValue>> = tvec![Box::new(panels) as Box<dyn MMMInputValue>];
+        let out = PackedMatrixStorage::new_batched(&self.batch, values).into_tensor(f32::datum_type());
+        Ok(tvec!(out.into_tvalue()))
+    }
+}
+
+impl TypedOp for QuantizeGathered {
+    fn output_facts(&self, _inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        let (k, mn) = (self.im2col.k().to_dim(), self.im2col.n().to_dim());
+        let fact = DynPackedExoticFact { k, mn, packers: vec![Box::new(self.format)] };
+        Ok(tvec!(f32::fact(&*self.batch).with_exotic_fact(fact)))
     }
 
     as_op!();

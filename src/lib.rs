@@ -9,6 +9,7 @@ mod classifier;
 mod embedded;
 mod error;
 mod fold_weights;
+mod im2col;
 pub mod int8_amx;
 mod int8_compute;
 pub mod int8_matmul;
@@ -25,6 +26,8 @@ pub mod web;
 
 pub use classifier::Classifier;
 pub use error::{Error, Result};
+#[doc(hidden)]
+pub use int8_compute::quantize_from_tract_panels;
 pub use manifest::Manifest;
 pub use model::{NodeTime, Profile, WeightMemory};
 pub use preprocess::Rgba;

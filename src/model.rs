@@ -142,9 +142,12 @@ impl Model {
         let model =
             tract_onnx::onnx().model_for_proto_model(&proto)?.with_input_fact(0, f32::fact(input_shape).into())?;
         drop_model(proto);
-        let mut model = optimise(model)?;
-        let int8_matrices =
-            if int8 { keep_packed_weights_int8(&mut model, lifted, weights == WeightMemory::Int8Compute)? } else { 0 };
+        let int8_compute = weights == WeightMemory::Int8Compute;
+        let (mut model, convolutions) = optimise(model, int8_compute)?;
+        let int8_matrices = if int8 { keep_packed_weights_int8(&mut model, lifted, int8_compute)? } else { 0 };
+        if int8_compute {
+            int8_compute::gather_activations(&mut model, &convolutions)?;
+        }
         let int8_matmuls = int8_compute::int8_matmuls(&model);
         let int8_amx_matmuls = int8_compute::amx_matmuls(&model);
         let int8_weights_in_place = int8_compute::weights_in_place(&model);
@@ -237,12 +240,15 @@ fn decode(bytes: &[u8]) -> Result<ModelProto> {
 /// switch are the same: the same logits bit for bit. Measured in Node: instantiate+load 349 against 374 ms (median of
 /// 10 alternating), inference unchanged; natively, optimising took 40 instead of 72 ms, and f32 inference unchanged
 /// (median 144 against 143 ms).
+/// With `convolutions`, it also returns the convolutions as they were before the codegen (for
+/// int8_compute::gather_activations), and none without.
 #[inline(never)] // a step of Model::from_onnx
-fn optimise(model: InferenceModel) -> Result<TypedModel> {
+fn optimise(model: InferenceModel, convolutions: bool) -> Result<(TypedModel, int8_compute::Convolutions)> {
     let mut model = model.into_typed()?;
     declutter_without_change_axes().optimize(&mut model)?;
+    let convolutions = if convolutions { int8_compute::convolutions(&model) } else { Default::default() };
     model.optimize()?;
-    Ok(model)
+    Ok((model, convolutions))
 }
 
 /// tract's declutter passes but ChangeAxes (found by name: tract has no other handle on its passes).

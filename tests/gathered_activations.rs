@@ -1,0 +1,39 @@
+//! Int8 compute quantises each matmul's activations straight from the tensor that tract's im2col or packer would
+//! have read (int8_compute::gather_activations): the same panels as from tract's own, so the same logits bit for bit,
+//! on AMX and on the pair kernel. A test binary of its own: both switches are process-wide.
+
+mod common;
+
+use common::*;
+use wrn_wasm::{Classifier, Rgba, WeightMemory, int8_amx, quantize_from_tract_panels};
+
+#[test]
+fn activations_gathered_from_the_tensor_give_the_logits_of_tract_panels() {
+    let kernels = if int8_amx::available() { vec![true, false] } else { vec![false] };
+    for amx in kernels {
+        int8_amx::turn_off(!amx);
+        quantize_from_tract_panels(true);
+        let from_panels = Classifier::embedded_with(WeightMemory::Int8Compute).unwrap();
+        quantize_from_tract_panels(false);
+        let gathered = Classifier::embedded_with(WeightMemory::Int8Compute).unwrap();
+        assert_eq!(gathered.int8_matmuls(), 54);
+        assert_eq!(
+            (quantizers(&from_panels, "QuantizeActivations"), quantizers(&gathered, "QuantizeGathered")),
+            (54, 54)
+        );
+        for name in ["chelsea.png", "rocket.jpg"] {
+            let (rgba, w, h) = load_rgba(&sample(name));
+            let x = gathered.preprocess(Rgba::new(&rgba, w, h).unwrap()).unwrap();
+            let expected = from_panels.logits(x.clone()).unwrap();
+            assert_eq!(gathered.logits(x).unwrap(), expected, "{name}, on AMX: {amx}");
+        }
+    }
+    int8_amx::turn_off(false);
+}
+
+/// How many nodes of `op` the classifier's plan runs.
+fn quantizers(classifier: &Classifier, op: &str) -> usize {
+    let input = vec![0.0; classifier.manifest().input.shape.iter().product()];
+    let profile = classifier.profile(input, &|| 0.0).unwrap();
+    profile.nodes.iter().filter(|n| n.op == op).count()
+}
