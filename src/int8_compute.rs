@@ -129,9 +129,10 @@ pub fn switch_with_weight_rows(
     (q, in_place): (&[i8], Option<&'static [i8]>),
     (m, k, row_stride): (usize, usize, usize),
     scales: &[f32],
+    convs: &Convolutions,
 ) -> TractResult<bool> {
     ensure!(scales.len() == m && (m == 0 || (m - 1) * row_stride + k <= q.len()), "{m} rows of {k} int8");
-    let Some(plan) = int8_plan(model, id, weights_input)? else {
+    let Some(plan) = int8_plan(model, id, weights_input, convs)? else {
         return Ok(false);
     };
     let pairs = if plan.weights_are == WeightsAre::ARows {
@@ -188,7 +189,7 @@ pub fn switch_with_weight_rows(
 }
 
 /// A model's convolutions before tract's codegen turns each into a lazy im2col and a matmul: by name, the geometry
-/// and input channels of each ungrouped one ([`gather_activations`] finds its im2col by this name).
+/// and input channels of each ungrouped one (int8_plan finds its im2col by this name).
 pub type Convolutions = HashMap<String, (PoolSpec, usize)>;
 
 pub fn convolutions(model: &TypedModel) -> Convolutions {
@@ -199,56 +200,26 @@ pub fn convolutions(model: &TypedModel) -> Convolutions {
     model.nodes().iter().filter_map(ungrouped).collect()
 }
 
-/// Each [`QuantizeActivations`] whose f32 panels tract makes from a tensor, by a lazy im2col (of one of `convs`) or a
-/// packer, quantises straight from that tensor instead ([`QuantizeGathered`]): tract's panels are neither written
-/// nor read, and the packer does not run. The same panels, so the same logits bit for bit. Returns how many.
-#[inline(never)] // a step of Model::from_onnx
-pub fn gather_activations(model: &mut TypedModel, convs: &Convolutions) -> TractResult<usize> {
-    if FROM_TRACT_PANELS.load(Ordering::Relaxed) {
-        return Ok(0);
-    }
-    let quantizers: Vec<usize> =
-        model.nodes().iter().filter(|n| n.op_is::<QuantizeActivations>()).map(|n| n.id).collect();
-    let mut gathered = 0;
-    for id in quantizers {
-        let Some((tensor, im2col)) = activations_source(model, model.node(id).inputs[0], convs)? else {
-            continue;
-        };
-        let node = model.node(id);
-        let format = node.op_as::<QuantizeActivations>().context("a quantizer")?.format;
-        let fact = model.outlet_fact(OutletId::new(id, 0))?.clone();
-        let batch: TVec<usize> = fact.shape.as_concrete().context("concrete batch")?.into();
-        if batch.iter().product::<usize>() != 1 {
-            continue;
-        }
-        let mut patch = TypedModelPatch::default();
-        let tensor = patch.tap_model(model, tensor)?;
-        let op = QuantizeGathered { im2col: Arc::new(im2col), format, batch };
-        let out = patch.wire_node(&node.name, op, &[tensor])?[0];
-        patch.shunt_outside(model, OutletId::new(id, 0), out)?;
-        patch.apply(model)?;
-        gathered += 1;
-    }
-    Ok(gathered)
-}
-
 static FROM_TRACT_PANELS: AtomicBool = AtomicBool::new(false);
 
-/// Whether models loaded from now on quantise their activations from tract's f32 panels, as before
-/// [`gather_activations`] (for tests, which compare the two).
+/// Whether models loaded from now on quantise their activations from tract's f32 panels ([`QuantizeActivations`])
+/// rather than from the tensor tract makes them from ([`QuantizeGathered`]), for tests, which compare the two.
 #[doc(hidden)]
 pub fn quantize_from_tract_panels(yes: bool) {
     FROM_TRACT_PANELS.store(yes, Ordering::Relaxed);
 }
 
-/// The tensor that `packed` (f32 activation panels) is made from, and where its values lie in it: for a lazy im2col
-/// of one of `convs` (checked against two of the panels it makes) or a packer of an f32 matrix. None for anything
-/// else.
+/// The tensor that `packed` (f32 activation panels, one matrix) is made from, and where its values lie in it: for a
+/// lazy im2col of one of `convs` or a packer of an f32 matrix. None for anything else.
 fn activations_source(
     model: &TypedModel,
     packed: OutletId,
     convs: &Convolutions,
 ) -> TractResult<Option<(OutletId, Im2col)>> {
+    let one_matrix = model.outlet_fact(packed)?.shape.as_concrete().is_some_and(|s| s.iter().product::<usize>() == 1);
+    if FROM_TRACT_PANELS.load(Ordering::Relaxed) || !one_matrix {
+        return Ok(None);
+    }
     let producer = model.node(packed.node);
     let ([tensor], Some(fact)) = (producer.inputs.as_slice(), model.outlet_fact(packed)?.exotic_fact()) else {
         return Ok(None);
@@ -269,7 +240,9 @@ fn activations_source(
             let Ok(im2col) = Im2col::conv(pool_spec, shape, *channels) else {
                 return Ok(None);
             };
-            if !makes_the_same_panels(producer, shape, &im2col)? {
+            // Checked against tract's own panels in debug builds (the tests, which also count the matmuls whose
+            // activations are gathered): too slow for every load (~14 ms natively, more in wasm).
+            if cfg!(debug_assertions) && !makes_the_same_panels(producer, shape, &im2col)? {
                 return Ok(None);
             }
             im2col
@@ -337,10 +310,18 @@ struct Int8Plan {
     weights_fact: Box<dyn ExoticFact>,
     /// Whether it runs on AMX ([`AMX_KERNEL`]) rather than on [`KERNEL`].
     amx: bool,
+    /// The tensor tract makes the activations' f32 panels from, and where they lie in it, if the kernel's panels are
+    /// to be gathered from it instead ([`QuantizeGathered`]).
+    gathered: Option<(OutletId, Im2col)>,
 }
 
 /// The plan for matmul `id` with its input `weights_input` as the weights, if the int8 kernel can run it.
-fn int8_plan(model: &TypedModel, id: usize, weights_input: usize) -> TractResult<Option<Int8Plan>> {
+fn int8_plan(
+    model: &TypedModel,
+    id: usize,
+    weights_input: usize,
+    convs: &Convolutions,
+) -> TractResult<Option<Int8Plan>> {
     let Some(op) = model.node(id).op_as::<OptMatMul>() else {
         return Ok(None);
     };
@@ -395,6 +376,7 @@ fn int8_plan(model: &TypedModel, id: usize, weights_input: usize) -> TractResult
         activations_r: activations_format.r,
         weights_fact,
         amx,
+        gathered: activations_source(model, node.inputs[activations_input], convs)?,
     }))
 }
 
@@ -408,9 +390,16 @@ impl Int8Plan {
         let name = format!("{}.pairs", model.node(node.inputs[self.weights_input].node).name);
         let konst = Const::new_with_opt_exotic_fact(Arc::new(weights), Some(self.weights_fact))?;
         inputs[self.weights_input] = patch.wire_node(name, konst, &[])?[0];
-        let quantize = QuantizeActivations { r: self.activations_r, format: PairFormat::activations(self.amx) };
+        let format = PairFormat::activations(self.amx);
         let name = format!("{}.quantize", node.name);
-        inputs[self.activations_input] = patch.wire_node(name, quantize, &[inputs[self.activations_input]])?[0];
+        inputs[self.activations_input] = if let Some((tensor, im2col)) = self.gathered {
+            let tensor = patch.tap_model(model, tensor)?;
+            let batch = patch.outlet_fact(inputs[self.activations_input])?.shape.as_concrete().context("batch")?.into();
+            patch.wire_node(name, QuantizeGathered { im2col: Arc::new(im2col), format, batch }, &[tensor])?[0]
+        } else {
+            let quantize = QuantizeActivations { r: self.activations_r, format };
+            patch.wire_node(name, quantize, &[inputs[self.activations_input]])?[0]
+        };
         let out = patch.wire_node(
             format!("{}.int8", node.name),
             on_int8_kernel(self.op, self.weights_are, self.amx),
@@ -1111,8 +1100,9 @@ impl TypedOp for QuantizeActivations {
     as_op!();
 }
 
-/// Pair panels quantised straight from the tensor tract's im2col or packer would have read ([`gather_activations`]):
-/// each panel's columns gathered into a scratch of the panel's width, then quantised as [`QuantizeActivations`] does.
+/// Pair panels quantised straight from the tensor that tract's im2col or packer would make f32 panels from, which then
+/// are neither written nor read, and the packer does not run: each panel's columns gathered into a scratch of the
+/// panel's width, then quantised as [`QuantizeActivations`] does (the same panels, so the same logits bit for bit).
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
 struct QuantizeGathered {
     im2col: Arc<Im2col>,

@@ -30,20 +30,30 @@ use tract_onnx::tract_core::ops::matmul::pack::DynPackedExoticFact;
 use tract_onnx::tract_core::ops::source::TypedSource;
 
 use crate::fold_weights::element_count;
-use crate::int8_compute::switch_with_weight_rows;
+use crate::int8_compute::{Convolutions, switch_with_weight_rows};
 use crate::proto_split::SplitWeights;
 
 /// Replaces every packed weight computed from one of the `lifted` int8 weights (model inputs named after them, see
-/// fold_weights::lift_int8_weights) by int8 panels; with `pairs`, a matmul the int8 kernel can run switches to it
-/// instead, its weight packed straight from the rows (int8_compute). Lifted weights are no model inputs afterwards:
-/// any not replaced becomes a constant again. Returns how many matrices are int8.
-pub fn keep_packed_weights_int8(model: &mut TypedModel, mut by_name: LiftedWeights, pairs: bool) -> TractResult<usize> {
+/// fold_weights::lift_int8_weights) by int8 panels; with int8 compute (`int8_compute`: the model's convolutions), a
+/// matmul the int8 kernel can run switches to it instead, its weight packed straight from the rows (int8_compute).
+/// Lifted weights are no model inputs afterwards: any not replaced becomes a constant again. Returns how many
+/// matrices are int8.
+pub fn keep_packed_weights_int8(
+    model: &mut TypedModel,
+    mut by_name: LiftedWeights,
+    int8_compute: Option<&Convolutions>,
+) -> TractResult<usize> {
     let lifted_names: HashSet<String> = by_name.keys().cloned().collect();
     let packs: Vec<usize> = model.nodes().iter().filter(|n| n.op.name() == "OptMatMulPack").map(|n| n.id).collect();
     let mut replaced = 0;
     // The widened buffer holds one matrix at a time, so a matmul may read only one Int8Panels.
     let mut consumers = HashSet::new();
     for pack in packs {
+        // A packer of activations whose matmul switched to int8 compute is gone by now (int8_compute gathers the
+        // activations from the packer's input, and tract drops what nothing reads).
+        if model.node(pack).op.name() != "OptMatMulPack" {
+            continue;
+        }
         let output = OutletId::new(pack, 0);
         let readers: Vec<usize> = model.node(pack).outputs[0].successors.iter().map(|s| s.node).collect();
         if readers.iter().any(|r| consumers.contains(r)) {
@@ -60,10 +70,10 @@ pub fn keep_packed_weights_int8(model: &mut TypedModel, mut by_name: LiftedWeigh
             continue;
         }
         let switched = match pair_weights_input(model, &readers, output, &layout) {
-            Some((matmul, input)) if pairs => {
+            Some((matmul, input)) if let Some(convs) = int8_compute => {
                 let rows = (layout.mn, layout.k, layout.strides[layout.mn_axis] as usize);
                 let in_place = by_name.get(&chain.source).and_then(|w| w.in_place);
-                switch_with_weight_rows(model, matmul, input, (q, in_place), rows, &layout.scale)?
+                switch_with_weight_rows(model, matmul, input, (q, in_place), rows, &layout.scale, convs)?
             }
             _ => false,
         };

@@ -144,10 +144,8 @@ impl Model {
         drop_model(proto);
         let int8_compute = weights == WeightMemory::Int8Compute;
         let (mut model, convolutions) = optimise(model, int8_compute)?;
-        let int8_matrices = if int8 { keep_packed_weights_int8(&mut model, lifted, int8_compute)? } else { 0 };
-        if int8_compute {
-            int8_compute::gather_activations(&mut model, &convolutions)?;
-        }
+        let int8_matrices =
+            if int8 { keep_packed_weights_int8(&mut model, lifted, int8_compute.then_some(&convolutions))? } else { 0 };
         let int8_matmuls = int8_compute::int8_matmuls(&model);
         let int8_amx_matmuls = int8_compute::amx_matmuls(&model);
         let int8_weights_in_place = int8_compute::weights_in_place(&model);
@@ -240,8 +238,8 @@ fn decode(bytes: &[u8]) -> Result<ModelProto> {
 /// switch are the same: the same logits bit for bit. Measured in Node: instantiate+load 349 against 374 ms (median of
 /// 10 alternating), inference unchanged; natively, optimising took 40 instead of 72 ms, and f32 inference unchanged
 /// (median 144 against 143 ms).
-/// With `convolutions`, it also returns the convolutions as they were before the codegen (for
-/// int8_compute::gather_activations), and none without.
+/// With `convolutions`, it also returns the model's convolutions as they were before the codegen turned them into
+/// im2col and matmuls (for int8 compute, int8_compute::Convolutions), and none without.
 #[inline(never)] // a step of Model::from_onnx
 fn optimise(model: InferenceModel, convolutions: bool) -> Result<(TypedModel, int8_compute::Convolutions)> {
     let mut model = model.into_typed()?;
