@@ -9,8 +9,9 @@
 //!   tiles from them anyway (so the load packs nothing, and wasm memory holds no second copy of the weights: 95 MB
 //!   against 157 MB in Node, and a load ~9% faster, inference unchanged). Otherwise they are packed from the rows
 //!   in int8_matmul's pair layout ([`PairPanels`] of int8, with the scales);
-//! - a [`QuantizeActivations`] node before it turns tract's f32 activation panels into int16 ones, each column
-//!   with its own scale;
+//! - a quantiser before it turns the activations into int16 panels, each column with its own scale: straight from
+//!   the tensor tract's im2col or packer reads ([`QuantizeGathered`], src/im2col.rs), which then does not run; else
+//!   from tract's f32 panels ([`QuantizeActivations`]);
 //! - tract's f32 kernel gives way to [`KERNEL`]: integer sums, times both scales, then tract's own epilogue (bias,
 //!   ReLU, residual add, store) on the f32 tile, unchanged.
 //!
@@ -192,6 +193,7 @@ pub fn switch_with_weight_rows(
 /// and input channels of each ungrouped one (int8_plan finds its im2col by this name).
 pub type Convolutions = HashMap<String, (PoolSpec, usize)>;
 
+/// The model's [`Convolutions`], taken before its codegen.
 pub fn convolutions(model: &TypedModel) -> Convolutions {
     let ungrouped = |n: &TypedNode| {
         let conv = n.op_as::<Conv>().filter(|c| c.group == 1)?;
