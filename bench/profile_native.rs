@@ -1,7 +1,6 @@
 //! Where one inference spends its time, natively: per op type and the slowest nodes, after a warm-up run.
 //!
-//! usage: cargo run --release --example profile_native -- MODEL_DIR [f32|int8|int8-compute] [THREADS [SLOWEST]]
-//! (SLOWEST: how many of the slowest nodes to list, 15 if left out)
+//! usage: cargo run --release --example profile_native -- MODEL_DIR [f32|int8|int8-compute] [THREADS [SLOWEST_NODES_SHOWN]]
 
 use std::collections::BTreeMap;
 use std::time::Instant;

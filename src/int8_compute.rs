@@ -34,7 +34,6 @@ use tract_linalg::multithread::{Executor, current_tract_executor, par_chunks_mut
 use tract_linalg::pack::PackedFormat;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
-use tract_onnx::tract_core::ops::array::{Pad, PadMode};
 use tract_onnx::tract_core::ops::cnn::{Conv, PoolSpec};
 use tract_onnx::tract_core::ops::konst::Const;
 use tract_onnx::tract_core::ops::matmul::ModePicker;
@@ -234,10 +233,10 @@ fn activations_source(
     let (Some(shape), true) = (input.shape.as_concrete(), input.datum_type == f32::datum_type()) else {
         return Ok(None);
     };
-    let (source, im2col) = match producer.op.name().as_ref() {
+    let im2col = match producer.op.name().as_ref() {
         "LazyIm2col" => {
-            let name = producer.name.strip_suffix(".lazyIm2col");
-            let Some((name, (pool_spec, channels))) = name.and_then(|name| convs.get_key_value(name)) else {
+            let conv = producer.name.strip_suffix(".lazyIm2col").and_then(|name| convs.get(name));
+            let Some((pool_spec, channels)) = conv else {
                 return Ok(None);
             };
             let Ok(im2col) = Im2col::conv(pool_spec, shape, *channels) else {
@@ -248,7 +247,7 @@ fn activations_source(
             if cfg!(debug_assertions) && !makes_the_same_panels(producer, shape, &im2col)? {
                 return Ok(None);
             }
-            through_padding(model, *tensor, &format!("{name}.pad"), im2col)?
+            im2col
         }
         "OptMatMulPack" => {
             let mapping =
@@ -260,39 +259,13 @@ fn activations_source(
                 return Ok(None);
             }
             let stride = |axis: usize| shape[axis + 1..].iter().product::<usize>();
-            (*tensor, Im2col::matrix(shape[k_axis], stride(k_axis), shape[n_axis], stride(n_axis)))
+            Im2col::matrix(shape[k_axis], stride(k_axis), shape[n_axis], stride(n_axis))
         }
         _ => return Ok(None),
     };
     let agrees = packed_fact.k == im2col.k().to_dim() && packed_fact.mn == im2col.n().to_dim();
-    let len = model.outlet_fact(source)?.shape.as_concrete().map(|s| s.iter().product::<usize>());
-    Ok((agrees && len.is_some_and(|len| im2col.extent() <= len)).then_some((source, im2col)))
-}
-
-/// tract pads a convolution's image with zeros into a copy (node `pad_name`) that its im2col then reads (`padded`):
-/// if so, the image itself and `im2col` read through the padding, so that the copy is not made. Else `padded` and
-/// `im2col` as they are.
-fn through_padding(
-    model: &TypedModel,
-    padded: OutletId,
-    pad_name: &str,
-    im2col: Im2col,
-) -> TractResult<(OutletId, Im2col)> {
-    let node = model.node(padded.node);
-    let zeros =
-        |op: &Pad| matches!(&op.mode, PadMode::Constant(c) if c.cast_to_scalar::<f32>().is_ok_and(|v| v == 0.0));
-    let (Some(pad), [image]) = (node.op_as::<Pad>().filter(|op| node.name == pad_name && zeros(op)), &*node.inputs)
-    else {
-        return Ok((padded, im2col));
-    };
-    let fact = model.outlet_fact(*image)?;
-    match fact.shape.as_concrete() {
-        Some(shape) if fact.datum_type == f32::datum_type() => match im2col.clone().through_padding(&pad.pads, shape) {
-            Ok(through) => Ok((*image, through)),
-            Err(_) => Ok((padded, im2col)),
-        },
-        _ => Ok((padded, im2col)),
-    }
+    let fits = im2col.extent() <= shape.iter().product();
+    Ok((agrees && fits).then_some((*tensor, im2col)))
 }
 
 /// Whether tract's lazy im2col `node` reads an input of `shape` as `im2col` says: its first and last panels made from
