@@ -1,6 +1,7 @@
 //! Where one inference spends its time, natively: per op type and the slowest nodes, after a warm-up run.
 //!
-//! usage: cargo run --release --example profile_native -- MODEL_DIR [f32|int8|int8-compute] [THREADS [SLOWEST_NODES_SHOWN]]
+//! usage: cargo run --release --example profile_native -- MODEL_DIR [f32|int8|int8-compute] [THREADS [SLOWEST]]
+//! (SLOWEST: how many of the slowest nodes to list, 15 if left out)
 
 use std::collections::BTreeMap;
 use std::time::Instant;
