@@ -238,6 +238,7 @@ fn decode(bytes: &[u8]) -> Result<ModelProto> {
 /// switch are the same: the same logits bit for bit. Measured in Node: instantiate+load 349 against 374 ms (median of
 /// 10 alternating), inference unchanged; natively, optimising took 40 instead of 72 ms, and f32 inference unchanged
 /// (median 144 against 143 ms).
+///
 /// With `convolutions`, it also returns the model's convolutions as they were before the codegen turned them into
 /// im2col and matmuls (for int8 compute, int8_compute::Convolutions), and none without.
 #[inline(never)] // a step of Model::from_onnx

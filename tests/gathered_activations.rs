@@ -1,5 +1,5 @@
 //! Int8 compute quantises each matmul's activations straight from the tensor that tract's im2col or packer would
-//! have read (int8_compute::gather_activations): the same panels as from tract's own, so the same logits bit for bit,
+//! have read (int8_compute's QuantizeGathered): the same panels as from tract's own, so the same logits bit for bit,
 //! on AMX and on the pair kernel. A test binary of its own: both switches are process-wide.
 
 mod common;
