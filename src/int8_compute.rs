@@ -218,12 +218,13 @@ fn activations_source(
     packed: OutletId,
     convs: &Convolutions,
 ) -> TractResult<Option<(OutletId, Im2col)>> {
-    let one_matrix = model.outlet_fact(packed)?.shape.as_concrete().is_some_and(|s| s.iter().product::<usize>() == 1);
+    let output = model.outlet_fact(packed)?;
+    let one_matrix = output.shape.as_concrete().is_some_and(|s| s.iter().product::<usize>() == 1);
     if FROM_TRACT_PANELS.load(Ordering::Relaxed) || !one_matrix {
         return Ok(None);
     }
     let producer = model.node(packed.node);
-    let ([tensor], Some(fact)) = (producer.inputs.as_slice(), model.outlet_fact(packed)?.exotic_fact()) else {
+    let ([tensor], Some(fact)) = (producer.inputs.as_slice(), output.exotic_fact()) else {
         return Ok(None);
     };
     let Some(packed_fact) = fact.downcast_ref::<DynPackedExoticFact>() else {
@@ -250,8 +251,7 @@ fn activations_source(
             im2col
         }
         "OptMatMulPack" => {
-            let mapping =
-                producer.op.as_typed().context("typed")?.axes_mapping(&[input], &[model.outlet_fact(packed)?])?;
+            let mapping = producer.op.as_typed().context("typed")?.axes_mapping(&[input], &[output])?;
             let (k_axis, n_axis) = (mapping.axis('K')?.inputs[0][0], mapping.axis('M')?.inputs[0][0]);
             // One matrix: any other axis has one entry. Tensors are contiguous, row-major.
             let others = (0..shape.len()).filter(|&a| a != k_axis && a != n_axis);
