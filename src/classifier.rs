@@ -103,6 +103,11 @@ impl Classifier {
         self.model.int8_amx_matmuls()
     }
 
+    /// How many 3x3 convolutions run as Winograd's F(2x2, 3x3) in integer arithmetic (int8 compute without AMX).
+    pub fn winograd_convs(&self) -> usize {
+        self.model.winograd_convs()
+    }
+
     /// How many of those read their int8 weights where they lie in the model's bytes (the embedded model's).
     pub fn int8_weights_in_place(&self) -> usize {
         self.model.int8_weights_in_place()

@@ -163,13 +163,18 @@ pub unsafe fn gather_runs(runs: &[ColumnRun], k: usize, width: usize, columns: &
 
 /// One activation panel's column scales and the multipliers that quantise it: `columns` is K x NR, K-major (as
 /// tract packs activations); columns from `cols` on are padding, whatever they hold.
-fn activation_scales(columns: &[f32], k: usize, cols: usize) -> ([f32; NR], [f32; NR]) {
-    column_scales(column_max_abs(columns, k, cols), k)
+fn activation_scales(columns: &[f32], k: usize, cols: usize, qmax: i32) -> ([f32; NR], [f32; NR]) {
+    column_scales_to(column_max_abs(columns, k, cols), qmax)
 }
 
 /// The scales (max|x| / qmax) and multipliers (qmax / max|x|) of columns with maxima `max_abs`, for a sum over `k`.
 pub fn column_scales<const N: usize>(max_abs: [f32; N], k: usize) -> ([f32; N], [f32; N]) {
-    let qmax = activation_qmax(k) as f32;
+    column_scales_to(max_abs, activation_qmax(k))
+}
+
+/// As [`column_scales`], to levels up to `qmax`.
+pub fn column_scales_to<const N: usize>(max_abs: [f32; N], qmax: i32) -> ([f32; N], [f32; N]) {
+    let qmax = qmax as f32;
     // A column of zeros (or of padding) gets multiplier 0 (its levels stay zero), not a division by 0; so does one
     // whose maximum is so small (subnormal) that qmax / max overflows, which would push levels past qmax.
     let multiplier = max_abs.map(|m| if m > 0.0 && (qmax / m).is_finite() { qmax / m } else { 0.0 });
@@ -221,10 +226,17 @@ fn column_max_abs(columns: &[f32], k: usize, cols: usize) -> [f32; NR] {
 /// Writes one activation panel from `columns` (K x NR, K-major; `cols` columns exist), each column quantised on its
 /// own: symmetric, scale max|x| / qmax, rounded half to even. The portable version: the reference for the SIMD one.
 pub fn quantize_activation_panel_portable(out: &mut [u8], columns: &[f32], k: usize, cols: usize) {
+    quantize_activation_panel_to_portable(out, columns, k, cols, activation_qmax(k))
+}
+
+/// As [`quantize_activation_panel_portable`], to levels up to `qmax` (for a kernel whose weights are wider than int8,
+/// src/winograd.rs).
+pub fn quantize_activation_panel_to_portable(out: &mut [u8], columns: &[f32], k: usize, cols: usize, qmax: i32) {
     assert!(cols <= NR && out.len() == activation_panel_bytes(k) && columns.len() >= k * NR, "one panel");
+    assert!((1..=i16::MAX as i32).contains(&qmax), "levels fit an i16");
     out.fill(0);
-    let (scales, inverse) = activation_scales(columns, k, cols);
-    let qmax = activation_qmax(k) as f32;
+    let (scales, inverse) = activation_scales(columns, k, cols, qmax);
+    let qmax = qmax as f32;
     let (scale_bytes, q) = out.split_at_mut(NR * 4);
     write_scales(scale_bytes, &scales);
     for (kk, row) in columns.chunks_exact(NR).take(k).enumerate() {
@@ -237,15 +249,24 @@ pub fn quantize_activation_panel_portable(out: &mut [u8], columns: &[f32], k: us
 
 #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
 pub use quantize_activation_panel_portable as quantize_activation_panel;
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+pub use quantize_activation_panel_to_portable as quantize_activation_panel_to;
 
-/// As [`quantize_activation_panel_portable`], on wasm SIMD: per pair of K, two rows of 8 columns are scaled,
+/// Writes one activation panel as [`quantize_activation_panel_portable`] does, on wasm SIMD.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+pub fn quantize_activation_panel(out: &mut [u8], columns: &[f32], k: usize, cols: usize) {
+    quantize_activation_panel_to(out, columns, k, cols, activation_qmax(k))
+}
+
+/// As [`quantize_activation_panel_to_portable`], on wasm SIMD: per pair of K, two rows of 8 columns are scaled,
 /// rounded, narrowed to i16 and interleaved into column pairs. (|x * multiplier| never exceeds qmax by more than
 /// rounding, so the saturating narrowing clamps as the portable version does.)
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-pub fn quantize_activation_panel(out: &mut [u8], columns: &[f32], k: usize, cols: usize) {
+pub fn quantize_activation_panel_to(out: &mut [u8], columns: &[f32], k: usize, cols: usize, qmax: i32) {
     use core::arch::wasm32::*;
     assert!(cols <= NR && out.len() == activation_panel_bytes(k) && columns.len() >= k * NR, "one panel");
-    let (scales, inverse) = activation_scales(columns, k, cols);
+    assert!((1..=i16::MAX as i32).contains(&qmax), "levels fit an i16");
+    let (scales, inverse) = activation_scales(columns, k, cols, qmax);
     let (scale_bytes, q) = out.split_at_mut(NR * 4);
     write_scales(scale_bytes, &scales);
     // SAFETY (all loads and stores below): `columns` holds k rows of NR f32 and `q` pairs(k) pairs of NR i16

@@ -170,8 +170,17 @@ pub struct LiftedWeight<'a> {
 }
 
 impl LiftedWeight<'_> {
-    fn values(&self) -> &[i8] {
+    pub(crate) fn values(&self) -> &[i8] {
         as_i8(&self.values)
+    }
+
+    pub(crate) fn dims(&self) -> &[usize] {
+        &self.dims
+    }
+
+    /// One scale per output channel (axis 0).
+    pub(crate) fn scales(&self) -> &[f32] {
+        &self.scale
     }
 
     /// The weight as a tract tensor (a copy).

@@ -23,6 +23,8 @@ pub mod resample;
 pub mod scores;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
+mod winograd;
+mod winograd_op;
 
 pub use classifier::Classifier;
 pub use error::{Error, Result};
@@ -32,6 +34,8 @@ pub use manifest::Manifest;
 pub use model::{NodeTime, Profile, WeightMemory};
 pub use preprocess::Rgba;
 pub use scores::Prediction;
+#[doc(hidden)]
+pub use winograd_op::turn_off as winograd_off;
 
 /// The manifest.json text compiled into this crate.
 #[cfg(feature = "embed")]

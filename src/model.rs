@@ -11,6 +11,7 @@ use crate::fold_weights::{fold_constant_dequantize, lift_int8_weights};
 use crate::int8_compute;
 use crate::int8_panels::{LiftedWeights, keep_packed_weights_int8, lifted_weights};
 use crate::proto_split::split_weights;
+use crate::winograd_op::use_winograd;
 
 /// How the weights are held once loaded, and the arithmetic they take part in. F32 and Int8 give the same logits to
 /// f32 rounding; Int8Compute rounds activations to 11-15 bits. The tests hold all three to onnxruntime's.
@@ -77,6 +78,7 @@ pub struct Model {
     int8_matrices: usize,
     int8_matmuls: usize,
     int8_amx_matmuls: usize,
+    winograd_convs: usize,
     int8_weights_in_place: usize,
 }
 
@@ -130,7 +132,7 @@ impl Model {
         let mut proto = decode(split_bytes.as_deref().unwrap_or(bytes))?;
         drop(split_bytes);
         let graph = proto.graph.as_mut().ok_or_else(|| Error::Model("ONNX model has no graph".into()))?;
-        let lifted = if int8 {
+        let mut lifted = if int8 {
             lifted_weights(lift_int8_weights(graph, &split)?, &split, lasting_bytes)?
         } else {
             LiftedWeights::new()
@@ -143,7 +145,7 @@ impl Model {
             tract_onnx::onnx().model_for_proto_model(&proto)?.with_input_fact(0, f32::fact(input_shape).into())?;
         drop_model(proto);
         let int8_compute = weights == WeightMemory::Int8Compute;
-        let (mut model, convolutions) = optimise(model, int8_compute)?;
+        let (mut model, convolutions, winograd_convs) = optimise(model, int8_compute.then_some(&mut lifted))?;
         let int8_matrices =
             if int8 { keep_packed_weights_int8(&mut model, lifted, int8_compute.then_some(&convolutions))? } else { 0 };
         let int8_matmuls = int8_compute::int8_matmuls(&model);
@@ -157,6 +159,7 @@ impl Model {
             int8_matrices,
             int8_matmuls,
             int8_amx_matmuls,
+            winograd_convs,
             int8_weights_in_place,
         };
         model.check_output_shape()?;
@@ -214,6 +217,12 @@ impl Model {
         self.int8_amx_matmuls
     }
 
+    /// How many 3x3 convolutions run as Winograd's F(2x2, 3x3) in integer arithmetic (int8 compute without AMX:
+    /// src/winograd.rs), rather than as matrix products.
+    pub fn winograd_convs(&self) -> usize {
+        self.winograd_convs
+    }
+
     /// How many of those read their int8 weights where they lie in the model's bytes, not copied (from
     /// [`Model::from_static_onnx`]).
     pub fn int8_weights_in_place(&self) -> usize {
@@ -239,15 +248,26 @@ fn decode(bytes: &[u8]) -> Result<ModelProto> {
 /// 10 alternating), inference unchanged; natively, optimising took 40 instead of 72 ms, and f32 inference unchanged
 /// (median 144 against 143 ms).
 ///
-/// With `convolutions`, it also returns the model's convolutions as they were before the codegen turned them into
-/// im2col and matmuls (for int8 compute, int8_compute::Convolutions), and none without.
+/// For int8 compute (with its `lifted` weights), the 3x3 convolutions Winograd runs are replaced before the codegen
+/// (src/winograd_op.rs: their weights leave `lifted`), unless AMX runs the matmuls (its int8 tile multiplies do not
+/// take Winograd's i16 weights), and it also returns the model's other convolutions as they were before the codegen
+/// turned them into im2col and matmuls (int8_compute::Convolutions), and how many Winograd runs.
 #[inline(never)] // a step of Model::from_onnx
-fn optimise(model: InferenceModel, convolutions: bool) -> Result<(TypedModel, int8_compute::Convolutions)> {
+fn optimise(
+    model: InferenceModel,
+    int8_compute: Option<&mut LiftedWeights>,
+) -> Result<(TypedModel, int8_compute::Convolutions, usize)> {
     let mut model = model.into_typed()?;
     declutter_without_change_axes().optimize(&mut model)?;
-    let convolutions = if convolutions { int8_compute::convolutions(&model) } else { Default::default() };
+    let (mut convolutions, mut winograd_convs) = (int8_compute::Convolutions::default(), 0);
+    if let Some(lifted) = int8_compute {
+        if !crate::int8_amx::in_use() {
+            winograd_convs = use_winograd(&mut model, lifted)?;
+        }
+        convolutions = int8_compute::convolutions(&model);
+    }
     model.optimize()?;
-    Ok((model, convolutions))
+    Ok((model, convolutions, winograd_convs))
 }
 
 /// tract's declutter passes but ChangeAxes (found by name: tract has no other handle on its passes).

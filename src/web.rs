@@ -101,10 +101,18 @@ impl WasmClassifier {
         serde_json::to_string(&profile.nodes).map_err(|e| JsError::new(&format!("profile: {e}")))
     }
 
-    /// How many matrix products run in integer arithmetic (54 for WRN-50-2 with the default weights).
+    /// How many matrix products run in integer arithmetic (43 for WRN-50-2 with the default weights, besides its 11
+    /// Winograd convolutions).
     #[wasm_bindgen(js_name = int8Matmuls)]
     pub fn int8_matmuls(&self) -> usize {
         self.inner.int8_matmuls()
+    }
+
+    /// How many 3x3 convolutions run as Winograd's F(2x2, 3x3), in integer arithmetic too (11 for WRN-50-2 with the
+    /// default weights).
+    #[wasm_bindgen(js_name = winogradConvs)]
+    pub fn winograd_convs(&self) -> usize {
+        self.inner.winograd_convs()
     }
 
     /// How many weight matrices are held as int8 panels (0 with weights "f32").

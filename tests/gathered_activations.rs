@@ -5,10 +5,12 @@
 mod common;
 
 use common::*;
-use wrn_wasm::{Classifier, Rgba, WeightMemory, int8_amx, quantize_from_tract_panels};
+use wrn_wasm::{Classifier, Rgba, WeightMemory, int8_amx, quantize_from_tract_panels, winograd_off};
 
 #[test]
 fn activations_gathered_from_the_tensor_give_the_logits_of_tract_panels() {
+    // Every matmul (Winograd's convolutions, on the pair kernel, are not: tests/winograd.rs).
+    winograd_off(true);
     let kernels = if int8_amx::available() { vec![true, false] } else { vec![false] };
     for amx in kernels {
         int8_amx::turn_off(!amx);

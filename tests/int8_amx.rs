@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use wrn_wasm::{Classifier, Rgba, WeightMemory, int8_amx};
+use wrn_wasm::{Classifier, Rgba, WeightMemory, int8_amx, winograd_off};
 
 /// WRN-50-2's matmuls whose weights tract takes as its first operand, natively (the 1x1 convolutions on images with
 /// more pixels than output channels take them as the second: 17 of 54). The pair kernel reads those as rows.
@@ -16,6 +16,9 @@ fn amx_gives_the_pair_kernels_logits_bit_for_bit() {
     let cpu_has_amx = std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|c| c.contains(" amx_int8"));
     assert_eq!(int8_amx::available(), cpu_has_amx, "AMX on this CPU, but not in use (or the other way round)");
 
+    // The pair kernel on every matmul (without AMX, int8 compute runs 11 convolutions as Winograd's instead:
+    // tests/winograd.rs).
+    winograd_off(true);
     int8_amx::turn_off(true);
     let pairs = Classifier::embedded_with(WeightMemory::Int8Compute).unwrap();
     assert_eq!((pairs.int8_matmuls(), pairs.int8_amx_matmuls()), (54, 0));

@@ -79,15 +79,17 @@ fn corrupt_model_bytes_are_a_js_error() {
 #[wasm_bindgen_test]
 fn weights_int8_compute_by_default_int8_and_f32_on_request() {
     let input: Vec<f32> = (0..3 * 224 * 224).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
-    let logits = |weights: Option<&str>, matrices: usize, matmuls: usize| {
+    let logits = |weights: Option<&str>, matrices: usize, matmuls: usize, winograd: usize| {
         let c = WasmClassifier::load_embedded(weights.map(String::from)).unwrap();
-        assert_eq!((c.int8_matrices(), c.int8_matmuls()), (matrices, matmuls), "{weights:?}");
+        let counts = (c.int8_matrices(), c.int8_matmuls(), c.winograd_convs());
+        assert_eq!(counts, (matrices, matmuls, winograd), "{weights:?}");
         c.logits(input.clone()).unwrap()
     };
-    // WRN-50-2's 53 convolutions and its fc.
-    let default = logits(None, 54, 54);
-    let int8 = logits(Some("int8"), 54, 0);
-    let f32 = logits(Some("f32"), 0, 0);
+    // WRN-50-2's 53 convolutions and its fc; by default, 11 of the 3x3 convolutions run as Winograd's
+    // (src/winograd.rs), the others as int8 matmuls.
+    let default = logits(None, 43, 43, 11);
+    let int8 = logits(Some("int8"), 54, 0, 0);
+    let f32 = logits(Some("f32"), 0, 0, 0);
     let max_diff = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
     let spread = f32.iter().copied().fold(f32::MIN, f32::max) - f32.iter().copied().fold(f32::MAX, f32::min);
     assert!(spread > 0.1, "logits are nearly constant, the comparison would prove little");

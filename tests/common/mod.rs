@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use wrn_wasm::{Classifier, Rgba};
+
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -68,4 +70,49 @@ pub fn noise(len: usize, seed: u64) -> Vec<u8> {
             (s >> 24) as u8
         })
         .collect()
+}
+
+/// For int8 arithmetic: max |tract - onnxruntime| over the range of onnxruntime's logits.
+pub const INT8_COMPUTE_TOLERANCE: f32 = 2e-4;
+
+/// The two sample photos, preprocessed.
+pub fn inputs(classifier: &Classifier) -> Vec<(&'static str, Vec<f32>)> {
+    ["chelsea.png", "rocket.jpg"]
+        .into_iter()
+        .map(|name| {
+            let (rgba, w, h) = load_rgba(&sample(name));
+            (name, classifier.preprocess(Rgba::new(&rgba, w, h).unwrap()).unwrap())
+        })
+        .collect()
+}
+
+/// `classifier`'s logits against onnxruntime's on `model_path`, for both sample photos: max |tract - onnxruntime|
+/// within `tolerance(range of onnxruntime's logits)`.
+pub fn check_within(
+    label: &str,
+    classifier: &Classifier,
+    model_path: &std::path::Path,
+    tolerance: impl Fn(f32) -> f32,
+) {
+    let dir = scratch(&format!("parity_{label}"));
+    let inputs = inputs(classifier);
+    let mut files = Vec::new();
+    for (name, x) in &inputs {
+        let path = dir.join(format!("{name}.f32"));
+        write_f32(&path, x);
+        files.push(path);
+    }
+    let mut args: Vec<&std::path::Path> = vec![model_path];
+    args.extend(files.iter().map(|p| p.as_path()));
+    run_reference("ort_logits.py", &args);
+    for ((name, x), path) in inputs.into_iter().zip(&files) {
+        let reference = read_f32(&path.with_extension("logits.f32"));
+        let ours = classifier.logits(x).unwrap();
+        let diff = max_abs_diff(&ours, &reference);
+        let spread =
+            reference.iter().copied().fold(f32::MIN, f32::max) - reference.iter().copied().fold(f32::MAX, f32::min);
+        eprintln!("{label} {name}: max |tract - onnxruntime| = {diff:e} (logit range {spread})");
+        assert!(diff <= tolerance(spread), "{label} {name}: tract differs from onnxruntime by {diff}");
+        assert!(spread > 0.1, "{label} {name}: logits are nearly constant, the comparison would prove little");
+    }
 }
