@@ -16,6 +16,9 @@
 //!   ReLU, residual add, store) on the f32 tile, unchanged.
 //!
 //! Any other matmul keeps tract's kernel and the int8 weights widened as it runs (int8_panels).
+//!
+//! Without AMX, most 3x3 convolutions never become matmuls: they run as Winograd's F(2x2, 3x3) on the same kernel
+//! (src/winograd.rs, replaced before tract's codegen by src/winograd_op.rs).
 
 use std::alloc::Layout;
 use std::cell::RefCell;

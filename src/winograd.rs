@@ -306,20 +306,14 @@ mod tests {
         out
     }
 
-    /// A xorshift generator: the same values on every run.
-    struct Rng(u64);
+    /// Deterministic values spread over `[-1, 1)`: value `i` of a sequence numbered `seed`.
+    fn spread(i: usize, seed: usize) -> f32 {
+        ((i * 7919 + seed * 104_729) % 2000) as f32 / 1000.0 - 1.0
+    }
 
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-
-        fn unit(&mut self) -> f32 {
-            (self.next() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
-        }
+    /// Deterministic int8 weights, all 256 values.
+    fn int8(i: usize, seed: usize) -> i8 {
+        ((i * 7919 + seed * 31) % 256) as u8 as i8
     }
 
     /// The exact transform of the weights: 4U against G g G^T in f64.
@@ -346,13 +340,12 @@ mod tests {
     #[test]
     fn convolves_as_the_plain_convolution() {
         for (cout, cin, h, w) in [(16, 5, 6, 7), (8, 64, 9, 4), (8, 3, 1, 1)] {
-            let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (cin as u64));
-            let mut q: Vec<i8> = (0..cout * cin * 9).map(|_| rng.next() as i8).collect();
+            let mut q: Vec<i8> = (0..cout * cin * 9).map(|i| int8(i, cin)).collect();
             q[0] = -128;
             q[1] = 127;
             let scales: Vec<f32> = (0..cout).map(|o| 0.01 + o as f32 * 1e-3).collect();
-            let bias: Vec<f32> = (0..cout).map(|_| rng.unit()).collect();
-            let input: Vec<f32> = (0..cin * h * w).map(|_| rng.unit() * 3.0).collect();
+            let bias: Vec<f32> = (0..cout).map(|o| spread(o, 1)).collect();
+            let input: Vec<f32> = (0..cin * h * w).map(|i| spread(i, cin) * 3.0).collect();
             let weights = WinogradWeights::new(&q, &scales, cout, cin);
             let mut out = vec![f32::NAN; cout * h * w];
             weights.conv(&input, (h, w), &bias, &mut out).unwrap();
@@ -370,9 +363,8 @@ mod tests {
         use tract_linalg::multithread::{Executor, multithread_tract_scope};
         // Large enough for tract to split the work (at least 32768 values).
         let (cout, cin, h, w) = (32, 64, 16, 16);
-        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
-        let q: Vec<i8> = (0..cout * cin * 9).map(|_| rng.next() as i8).collect();
-        let input: Vec<f32> = (0..cin * h * w).map(|_| rng.unit()).collect();
+        let q: Vec<i8> = (0..cout * cin * 9).map(|i| int8(i, 2)).collect();
+        let input: Vec<f32> = (0..cin * h * w).map(|i| spread(i, 3)).collect();
         let bias: Vec<f32> = (0..cout).map(|o| o as f32).collect();
         let weights = WinogradWeights::new(&q, &vec![0.01; cout], cout, cin);
         let conv = || {
