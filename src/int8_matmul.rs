@@ -23,7 +23,12 @@ const WEIGHT_MAX: i64 = 128;
 /// The largest activation magnitude for a sum over `k` products: `WEIGHT_MAX * qmax * k` must fit in an i32 (the
 /// accumulators), and qmax in an i16.
 pub fn activation_qmax(k: usize) -> i32 {
-    let fits = i32::MAX as i64 / (WEIGHT_MAX * pairs(k).max(1) as i64 * 2);
+    activation_qmax_for(k, WEIGHT_MAX)
+}
+
+/// As [`activation_qmax`], for weights of magnitude up to `weight_max` (wider than int8: src/winograd.rs).
+pub fn activation_qmax_for(k: usize, weight_max: i64) -> i32 {
+    let fits = i32::MAX as i64 / (weight_max.max(1) * pairs(k).max(1) as i64 * 2);
     fits.min(i16::MAX as i64) as i32
 }
 

@@ -15,7 +15,9 @@ use tract_linalg::multithread::par_chunks_mut;
 use tract_onnx::prelude::TractResult;
 use tract_onnx::tract_core::internal::ensure;
 
-use crate::int8_matmul::{MR, NR, activation_panel_bytes, pairs, quantize_activation_panel_to, tile_widened};
+use crate::int8_matmul::{
+    MR, NR, activation_panel_bytes, activation_qmax_for, pairs, quantize_activation_panel_to, tile_widened,
+};
 
 /// Positions of a transformed tile (4 x 4).
 const POSITIONS: usize = 16;
@@ -54,7 +56,7 @@ impl WinogradWeights {
         for (rows, panel) in q.chunks(MR * cin * 9).zip(values.chunks_exact_mut(panel_len)) {
             largest = largest.max(transform_panel(rows, cin, stride, panel));
         }
-        let qmax = (i32::MAX as i64 / (largest as i64 * pairs(cin).max(1) as i64 * 2)).min(i16::MAX as i64) as i32;
+        let qmax = activation_qmax_for(cin, largest as i64);
         let row_scales = scales.iter().map(|s| s / 4.0).collect();
         WinogradWeights { cout, cin, values, row_scales, qmax }
     }
@@ -94,13 +96,13 @@ impl WinogradWeights {
         let plane = tiles.h * tiles.w;
         par_chunks_mut(as_bytes_mut(&mut levels), POSITIONS * panel_bytes, input.len() * 4, |first, bytes| {
             // Per position, cin x NR (K-major, as the quantiser reads a panel): one panel of tiles at a time, so that
-            // it stays in cache until quantised.
+            // it stays in cache until quantised. A last panel's missing tiles keep the previous panel's values: the
+            // quantiser reads columns from `cols` on as padding, whatever they hold.
             let stride = block_stride::<f32>(cin * NR);
             let mut transformed = vec![0f32; POSITIONS * stride];
             for (i, out) in bytes.chunks_exact_mut(POSITIONS * panel_bytes).enumerate() {
                 let first_tile = (first + i) * NR;
                 let cols = (tiles.count - first_tile).min(NR);
-                transformed.fill(0.0);
                 for c in 0..cin {
                     let x = &input[c * plane..][..plane];
                     for s in 0..cols {

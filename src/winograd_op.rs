@@ -53,7 +53,9 @@ pub fn use_winograd(model: &mut TypedModel, lifted: &mut LiftedWeights) -> Tract
         lifted.remove(&name);
         replaced += 1;
     }
-    model.compact()?;
+    if replaced > 0 {
+        model.compact()?;
+    }
     Ok(replaced)
 }
 
