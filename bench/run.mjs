@@ -55,7 +55,8 @@ function record(where, engine, model, threads, r, logitsPath) {
 }
 
 // Engines are named with how wrn-wasm/tract hold and multiply the weights (WeightMemory): `tract` is the CLI's default
-// (int8-compute on CPUs with AMX, where it runs on AMX's tile multiplies; f32 on others), int8-compute the package's.
+// (int8-compute on CPUs with AMX or AVX-512 VNNI, where it runs on AMX's tile multiplies or `vpdpwssd`; f32 on
+// others), int8-compute the package's.
 const nativeEngines = [['tract', 'int8', null], ['tract f32-weights', 'int8', 'f32'], ['tract int8-weights', 'int8', 'int8'],
   ['tract f32-weights', 'fp32', 'f32']];
 for (const [engine, m, weights] of nativeEngines) {

@@ -97,7 +97,7 @@ pub fn pack_weight_panel_rows(out: &mut [u8], k: usize, scales: &[f32], rows: &[
 const PAIRS_PER_BLOCK: usize = 8;
 
 /// Pairs `first..first + 8` of MR rows into `q`, pair by pair: `q[p][r][2] = rows[r][2 (first + p)..][..2]`.
-#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+#[cfg(not(any(all(target_arch = "wasm32", target_feature = "simd128"), target_arch = "x86_64")))]
 fn transpose_pairs(rows: &[&[u8]; MR], first: usize, q: &mut [u8]) {
     for p in 0..PAIRS_PER_BLOCK {
         for (r, row) in rows.iter().enumerate() {
@@ -129,6 +129,28 @@ fn transpose_pairs(rows: &[&[u8]; MR], first: usize, q: &mut [u8]) {
             let dst = q.as_mut_ptr().add(2 * i * MR * 2) as *mut v128;
             v128_store(dst, i64x2_shuffle::<0, 2>(u, v));
             v128_store(dst.add(1), i64x2_shuffle::<1, 3>(u, v));
+        }
+    }
+}
+
+/// As the wasm version, on SSE2's interleavings (the same three rounds).
+#[cfg(target_arch = "x86_64")]
+fn transpose_pairs(rows: &[&[u8]; MR], first: usize, q: &mut [u8]) {
+    use core::arch::x86_64::*;
+    assert!(rows.iter().all(|r| r.len() >= 2 * (first + 8)) && q.len() >= 8 * MR * 2, "8 pairs of MR = 8 rows");
+    // SAFETY: SSE2 is part of x86-64; in bounds (asserted); unaligned loads and stores.
+    unsafe {
+        let a: [__m128i; 8] = std::array::from_fn(|r| _mm_loadu_si128(rows[r].as_ptr().add(2 * first) as *const _));
+        let (lo16, hi16) = (|x, y| _mm_unpacklo_epi16(x, y), |x, y| _mm_unpackhi_epi16(x, y));
+        let t = [lo16(a[0], a[1]), hi16(a[0], a[1]), lo16(a[2], a[3]), hi16(a[2], a[3])];
+        let t2 = [lo16(a[4], a[5]), hi16(a[4], a[5]), lo16(a[6], a[7]), hi16(a[6], a[7])];
+        let (lo32, hi32) = (|x, y| _mm_unpacklo_epi32(x, y), |x, y| _mm_unpackhi_epi32(x, y));
+        let u = [lo32(t[0], t[2]), hi32(t[0], t[2]), lo32(t[1], t[3]), hi32(t[1], t[3])];
+        let v = [lo32(t2[0], t2[2]), hi32(t2[0], t2[2]), lo32(t2[1], t2[3]), hi32(t2[1], t2[3])];
+        for (i, (u, v)) in u.into_iter().zip(v).enumerate() {
+            let dst = q.as_mut_ptr().add(2 * i * MR * 2) as *mut __m128i;
+            _mm_storeu_si128(dst, _mm_unpacklo_epi64(u, v));
+            _mm_storeu_si128(dst.add(1), _mm_unpackhi_epi64(u, v));
         }
     }
 }
@@ -198,7 +220,7 @@ pub fn column_max_abs_portable<const N: usize>(columns: &[f32], k: usize, cols: 
     max_abs
 }
 
-#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+#[cfg(not(any(all(target_arch = "wasm32", target_feature = "simd128"), target_arch = "x86_64")))]
 fn column_max_abs(columns: &[f32], k: usize, cols: usize) -> [f32; NR] {
     column_max_abs_portable(columns, k, cols)
 }
@@ -222,6 +244,28 @@ fn column_max_abs(columns: &[f32], k: usize, cols: usize) -> [f32; NR] {
     unsafe {
         v128_store(max_abs.as_mut_ptr() as *mut v128, lo);
         v128_store(max_abs.as_mut_ptr().add(4) as *mut v128, hi);
+    }
+    // Padding columns may hold anything (a lazily made panel's scratch): they count as zeros.
+    max_abs[cols..].fill(0.0);
+    max_abs
+}
+
+/// As the portable version, on SSE2: `maxps(|x|, m)` is `|x| > m ? |x| : m`, which keeps m when x is NaN.
+#[cfg(target_arch = "x86_64")]
+fn column_max_abs(columns: &[f32], k: usize, cols: usize) -> [f32; NR] {
+    use core::arch::x86_64::*;
+    assert!(columns.len() >= k * NR, "k rows of NR");
+    let mut max_abs = [0f32; NR];
+    // SAFETY: SSE2 is part of x86-64; a row is NR = 8 f32 (asserted), and two stores fill max_abs; unaligned.
+    unsafe {
+        let sign = _mm_set1_ps(-0.0);
+        let (mut lo, mut hi) = (_mm_setzero_ps(), _mm_setzero_ps());
+        for row in columns.chunks_exact(NR).take(k) {
+            lo = _mm_max_ps(_mm_andnot_ps(sign, _mm_loadu_ps(row.as_ptr())), lo);
+            hi = _mm_max_ps(_mm_andnot_ps(sign, _mm_loadu_ps(row.as_ptr().add(4))), hi);
+        }
+        _mm_storeu_ps(max_abs.as_mut_ptr(), lo);
+        _mm_storeu_ps(max_abs.as_mut_ptr().add(4), hi);
     }
     // Padding columns may hold anything (a lazily made panel's scratch): they count as zeros.
     max_abs[cols..].fill(0.0);
@@ -252,13 +296,13 @@ pub fn quantize_activation_panel_to_portable(out: &mut [u8], columns: &[f32], k:
     }
 }
 
-#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+#[cfg(not(any(all(target_arch = "wasm32", target_feature = "simd128"), target_arch = "x86_64")))]
 pub use quantize_activation_panel_portable as quantize_activation_panel;
-#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+#[cfg(not(any(all(target_arch = "wasm32", target_feature = "simd128"), target_arch = "x86_64")))]
 pub use quantize_activation_panel_to_portable as quantize_activation_panel_to;
 
-/// Writes one activation panel as [`quantize_activation_panel_portable`] does, on wasm SIMD.
-#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+/// Writes one activation panel as [`quantize_activation_panel_portable`] does, on SIMD (wasm's or x86-64's SSE2).
+#[cfg(any(all(target_arch = "wasm32", target_feature = "simd128"), target_arch = "x86_64"))]
 pub fn quantize_activation_panel(out: &mut [u8], columns: &[f32], k: usize, cols: usize) {
     quantize_activation_panel_to(out, columns, k, cols, activation_qmax(k))
 }
@@ -290,6 +334,37 @@ pub fn quantize_activation_panel_to(out: &mut [u8], columns: &[f32], k: usize, c
             let dst = q.as_mut_ptr().add(p * NR * 2 * 2) as *mut v128;
             v128_store(dst, i16x8_shuffle::<0, 8, 1, 9, 2, 10, 3, 11>(first, second));
             v128_store(dst.add(1), i16x8_shuffle::<4, 12, 5, 13, 6, 14, 7, 15>(first, second));
+        }
+    }
+}
+
+/// As [`quantize_activation_panel_to_portable`], on SSE2: as the wasm version, with `cvtps2dq` rounding half to even
+/// (the default rounding mode), NaN masked to 0 as the portable version's cast makes it, and `packssdw` narrowing.
+#[cfg(target_arch = "x86_64")]
+pub fn quantize_activation_panel_to(out: &mut [u8], columns: &[f32], k: usize, cols: usize, qmax: i32) {
+    use core::arch::x86_64::*;
+    assert!(cols <= NR && out.len() == activation_panel_bytes(k) && columns.len() >= k * NR, "one panel");
+    assert!((1..=i16::MAX as i32).contains(&qmax), "levels fit an i16");
+    let (scales, inverse) = activation_scales(columns, k, cols, qmax);
+    let (scale_bytes, q) = out.split_at_mut(NR * 4);
+    write_scales(scale_bytes, &scales);
+    // SAFETY (all loads and stores below): SSE2 is part of x86-64; `columns` holds k rows of NR f32 and `q`
+    // pairs(k) pairs of NR i16 (asserted above); unaligned.
+    let levels = |row: usize| unsafe {
+        let x = columns.as_ptr().add(row * NR);
+        let level = |i: usize| {
+            let v = _mm_mul_ps(_mm_loadu_ps(x.add(i)), _mm_loadu_ps(inverse.as_ptr().add(i)));
+            _mm_and_si128(_mm_cvtps_epi32(v), _mm_castps_si128(_mm_cmpord_ps(v, v)))
+        };
+        _mm_packs_epi32(level(0), level(4))
+    };
+    for p in 0..pairs(k) {
+        let first = levels(2 * p);
+        let second = if 2 * p + 1 < k { levels(2 * p + 1) } else { unsafe { _mm_setzero_si128() } };
+        unsafe {
+            let dst = q.as_mut_ptr().add(p * NR * 2 * 2) as *mut __m128i;
+            _mm_storeu_si128(dst, _mm_unpacklo_epi16(first, second));
+            _mm_storeu_si128(dst.add(1), _mm_unpackhi_epi16(first, second));
         }
     }
 }
@@ -480,22 +555,20 @@ pub use tile_portable as tile;
 #[cfg(not(any(all(target_arch = "wasm32", target_feature = "simd128"), target_arch = "x86_64")))]
 pub use tile_widened_portable as tile_widened;
 
-/// The integer sums on x86-64's SSE2 (always there): `pmaddwd` is wasm's `i32x4.dot_i16x8_s`, so the scheme is the
-/// wasm kernel's, bit for bit. (It makes the native tests of the int8 arithmetic fast; the CLI keeps f32 by default.)
+/// The integer sums natively on x86-64: on AVX-512 VNNI where the CPU has it (src/int8_vnni.rs), else on SSE2. The
+/// same integer sums either way.
 ///
 /// # Safety
 /// As [`tile_portable`].
 #[cfg(target_arch = "x86_64")]
 pub unsafe fn tile(a: *const i8, b: *const i16, k_pairs: usize) -> Tile {
-    use core::arch::x86_64::*;
-    // SAFETY: SSE2 is part of x86-64; pair p is inside the panel (the caller's sizes); unaligned.
-    let rows = |p: usize| unsafe {
-        let pair = _mm_loadu_si128(a.add(p * MR * 2) as *const __m128i);
-        // Sign-extends i8 to i16: each byte into the high half of a lane, then an arithmetic shift.
-        (_mm_srai_epi16(_mm_unpacklo_epi8(pair, pair), 8), _mm_srai_epi16(_mm_unpackhi_epi8(pair, pair), 8))
-    };
-    // SAFETY: the caller's.
-    unsafe { tile_sse2(rows, b, k_pairs) }
+    // SAFETY: the caller's; the VNNI kernel only where the CPU has it.
+    unsafe {
+        match crate::int8_vnni::available() {
+            true => crate::int8_vnni::tile(a, b, k_pairs),
+            false => tile_sse2(a, b, k_pairs),
+        }
+    }
 }
 
 /// As [`tile`], on widened weights.
@@ -504,6 +577,39 @@ pub unsafe fn tile(a: *const i8, b: *const i16, k_pairs: usize) -> Tile {
 /// As [`tile_widened_portable`].
 #[cfg(target_arch = "x86_64")]
 pub unsafe fn tile_widened(a: *const i16, b: *const i16, k_pairs: usize) -> Tile {
+    // SAFETY: the caller's; the VNNI kernel only where the CPU has it.
+    unsafe {
+        match crate::int8_vnni::available() {
+            true => crate::int8_vnni::tile_widened(a, b, k_pairs),
+            false => tile_widened_sse2(a, b, k_pairs),
+        }
+    }
+}
+
+/// The integer sums on x86-64's SSE2 (always there): `pmaddwd` is wasm's `i32x4.dot_i16x8_s`, so the scheme is the
+/// wasm kernel's, bit for bit.
+///
+/// # Safety
+/// As [`tile_portable`].
+#[cfg(target_arch = "x86_64")]
+pub unsafe fn tile_sse2(a: *const i8, b: *const i16, k_pairs: usize) -> Tile {
+    use core::arch::x86_64::*;
+    // SAFETY: SSE2 is part of x86-64; pair p is inside the panel (the caller's sizes); unaligned.
+    let rows = |p: usize| unsafe {
+        let pair = _mm_loadu_si128(a.add(p * MR * 2) as *const __m128i);
+        // Sign-extends i8 to i16: each byte into the high half of a lane, then an arithmetic shift.
+        (_mm_srai_epi16(_mm_unpacklo_epi8(pair, pair), 8), _mm_srai_epi16(_mm_unpackhi_epi8(pair, pair), 8))
+    };
+    // SAFETY: the caller's.
+    unsafe { sse2_sums(rows, b, k_pairs) }
+}
+
+/// As [`tile_sse2`], on widened weights.
+///
+/// # Safety
+/// As [`tile_widened_portable`].
+#[cfg(target_arch = "x86_64")]
+pub unsafe fn tile_widened_sse2(a: *const i16, b: *const i16, k_pairs: usize) -> Tile {
     use core::arch::x86_64::*;
     // SAFETY: SSE2 is part of x86-64; pair p is inside the panel (the caller's sizes); unaligned.
     let rows = |p: usize| unsafe {
@@ -511,7 +617,7 @@ pub unsafe fn tile_widened(a: *const i16, b: *const i16, k_pairs: usize) -> Tile
         (_mm_loadu_si128(pair), _mm_loadu_si128(pair.add(1)))
     };
     // SAFETY: the caller's.
-    unsafe { tile_sse2(rows, b, k_pairs) }
+    unsafe { sse2_sums(rows, b, k_pairs) }
 }
 
 /// The SSE2 kernels' loop: `rows(p)` gives pair p's rows 0-3 and 4-7 as i16 pairs.
@@ -520,7 +626,7 @@ pub unsafe fn tile_widened(a: *const i16, b: *const i16, k_pairs: usize) -> Tile
 /// `b` holds `k_pairs * NR * 2` values.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn tile_sse2(
+unsafe fn sse2_sums(
     rows: impl Fn(usize) -> (core::arch::x86_64::__m128i, core::arch::x86_64::__m128i),
     b: *const i16,
     k_pairs: usize,

@@ -14,6 +14,8 @@ pub mod int8_amx;
 mod int8_compute;
 pub mod int8_matmul;
 mod int8_panels;
+#[cfg(target_arch = "x86_64")]
+pub mod int8_vnni;
 pub mod labels;
 pub mod manifest;
 pub mod model;

@@ -2,10 +2,10 @@
 //! the SIMD kernel: tools/test runs this file under wasm-bindgen-test in Node and Chromium too).
 
 use wrn_wasm::int8_matmul::{
-    MR, NR, PackedWeights, QuantizedActivations, activation_panel_bytes, activation_qmax, matmul, matmul_with,
-    pack_weight_panel, pack_weight_panel_rows, product_tile, product_tile_widened, quantize_activation_panel,
-    quantize_activation_panel_portable, tile, tile_portable, tile_widened, tile_widened_portable, weight_panel_bytes,
-    widen_weight_panel, widened_weight_panel_len,
+    MR, NR, PackedWeights, QuantizedActivations, TileKernel, WidenedTileKernel, activation_panel_bytes,
+    activation_qmax, matmul, matmul_with, pack_weight_panel, pack_weight_panel_rows, product_tile,
+    product_tile_widened, quantize_activation_panel, quantize_activation_panel_portable, tile, tile_portable,
+    tile_widened, tile_widened_portable, weight_panel_bytes, widen_weight_panel, widened_weight_panel_len,
 };
 
 #[cfg(target_arch = "wasm32")]
@@ -143,5 +143,24 @@ fn widened_weights_give_the_same_tiles() {
         assert!(reference == unsafe { product_tile(a, b, k, tile) }, "k = {k}: the build's kernel");
         assert!(reference == unsafe { product_tile_widened(a, w, b, k, tile_widened_portable) }, "k = {k}: portable");
         assert!(reference == unsafe { product_tile_widened(a, w, b, k, tile_widened) }, "k = {k}: the build's");
+        // Natively, each x86-64 kernel this CPU runs, whichever the build's dispatch picks.
+        #[cfg(target_arch = "x86_64")]
+        for (name, kernel, widened_kernel) in x86_kernels() {
+            assert!(reference == unsafe { product_tile(a, b, k, kernel) }, "k = {k}: {name}");
+            assert!(reference == unsafe { product_tile_widened(a, w, b, k, widened_kernel) }, "k = {k}: {name}");
+        }
     }
+}
+
+/// SSE2's kernels, and AVX-512 VNNI's where the CPU has them (the CLI's int8 compute there).
+#[cfg(target_arch = "x86_64")]
+fn x86_kernels() -> Vec<(&'static str, TileKernel, WidenedTileKernel)> {
+    use wrn_wasm::int8_matmul::{tile_sse2, tile_widened_sse2};
+    let mut kernels: Vec<(&str, TileKernel, WidenedTileKernel)> = vec![("SSE2", tile_sse2, tile_widened_sse2)];
+    if wrn_wasm::int8_vnni::available() {
+        kernels.push(("AVX-512 VNNI", wrn_wasm::int8_vnni::tile, wrn_wasm::int8_vnni::tile_widened));
+    } else {
+        eprintln!("this CPU has no AVX-512 VNNI: its kernel is not checked here");
+    }
+    kernels
 }
