@@ -19,7 +19,8 @@ const USAGE: &str = "usage: wrn-classify [--top K] [--json] [--model DIR] [--thr
   --model DIR  a folder written by tools/build_model.py (default: the model embedded in this binary)
   --eval DIR   top-1/top-5 accuracy on DIR/<wnid>/<images> (ImageNet's validation layout)
   --threads N  threads for inference (default: all cores; results are identical for any N)
-  --weights W  int8-compute (int8 weights, integer arithmetic: the default on CPUs with AMX and in wasm),
+  --weights W  int8-compute (int8 weights, integer arithmetic: the default in wasm and on CPUs with AMX or
+               AVX-512 VNNI),
                f32 (the default elsewhere) or int8 (weights kept int8 in memory: under half the memory)";
 
 struct Args {
