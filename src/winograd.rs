@@ -154,28 +154,59 @@ impl WinogradWeights {
 }
 
 /// Writes the transformed weights of one panel of output channels (`rows`: up to MR of `cin x 3 x 3`), pair of
-/// input channels by pair, each position's 16 values at once, and returns the largest magnitude among them. A
-/// function of its own, called once per panel: in wasm, V8 then recompiles it optimised after the first few calls,
-/// which it cannot do for a loop inside a function called once (a load's).
+/// input channels by pair, and returns the largest magnitude among them. Each pair is transformed on [`Lanes`] laid
+/// out as the kernel's weights are (lane `r * 2 + c % 2`), so that each position's result is its block's values as
+/// they are, and the arithmetic runs on SIMD vectors. A function of its own, called once per panel: in wasm, V8 then
+/// recompiles it optimised after the first few calls, which it cannot do for a loop inside a function called once (a
+/// load's).
 #[inline(never)]
 fn transform_panel(rows: &[i8], cin: usize, stride: usize, panel: &mut [i16]) -> i32 {
-    let mut largest = 0;
+    let mut largest = Lanes::default();
     for pair in 0..pairs(cin) {
-        let mut block = [[0i16; MR * 2]; POSITIONS];
+        let mut g = [Lanes::default(); 9];
         for (r, row) in rows.chunks_exact(cin * 9).enumerate() {
             for c in (2 * pair..cin).take(2) {
-                let g: [i32; 9] = std::array::from_fn(|i| row[c * 9 + i] as i32);
-                for (values, u) in block.iter_mut().zip(transformed_weight(&g)) {
-                    largest = largest.max(u.abs());
-                    values[r * 2 + c % 2] = u as i16;
+                for (tap, lanes) in g.iter_mut().enumerate() {
+                    lanes.0[r * 2 + c % 2] = row[c * 9 + tap] as i16;
                 }
             }
         }
-        for (position, values) in block.iter().enumerate() {
-            panel[position * stride + pair * MR * 2..][..MR * 2].copy_from_slice(values);
+        for (position, u) in transformed_weight(&g).into_iter().enumerate() {
+            largest = largest.max_abs(u);
+            panel[position * stride + pair * MR * 2..][..MR * 2].copy_from_slice(&u.0);
         }
     }
-    largest
+    largest.0.into_iter().max().unwrap_or(0) as i32
+}
+
+/// One value per row and input channel of a pair, in the kernel's order: lane `r * 2 + c % 2`. Transformed values
+/// fit i16 (at most 9 x 128 in magnitude), and so do the transform's partial sums.
+#[derive(Clone, Copy, Default)]
+struct Lanes([i16; MR * 2]);
+
+impl Lanes {
+    fn zip(self, other: Lanes, f: impl Fn(i16, i16) -> i16) -> Lanes {
+        Lanes(std::array::from_fn(|i| f(self.0[i], other.0[i])))
+    }
+
+    /// Lane by lane, the larger of `self` and `|u|`.
+    fn max_abs(self, u: Lanes) -> Lanes {
+        self.zip(u, |m, v| m.max(v.abs()))
+    }
+}
+
+impl std::ops::Add for Lanes {
+    type Output = Lanes;
+    fn add(self, other: Lanes) -> Lanes {
+        self.zip(other, |a, b| a + b)
+    }
+}
+
+impl std::ops::Sub for Lanes {
+    type Output = Lanes;
+    fn sub(self, other: Lanes) -> Lanes {
+        self.zip(other, |a, b| a - b)
+    }
 }
 
 /// The 2x2 tiles covering an `h x w` image (the last row or column of tiles may stick out by one).
@@ -210,17 +241,18 @@ impl Tiles {
 }
 
 /// `4 U = (2G) g (2G)^T` for a 3x3 `g` (row-major), row-major: 2G's rows are (2, 0, 0), (1, 1, 1), (1, -1, 1),
-/// (0, 0, 2).
-fn transformed_weight(g: &[i32; 9]) -> [i32; POSITIONS] {
-    let apply = |a: i32, b: i32, c: i32| [2 * a, a + b + c, a - b + c, 2 * c];
+/// (0, 0, 2). On numbers or on [`Lanes`] of them.
+fn transformed_weight<T>(g: &[T; 9]) -> [T; POSITIONS]
+where
+    T: Copy + std::ops::Add<Output = T> + std::ops::Sub<Output = T>,
+{
+    let apply = |a: T, b: T, c: T| [a + a, a + b + c, a - b + c, c + c];
     // (2G) g: 4 rows of 3, column by column.
-    let columns: [[i32; 4]; 3] = std::array::from_fn(|j| apply(g[j], g[3 + j], g[6 + j]));
-    let mut u = [0; POSITIONS];
-    for i in 0..4 {
-        let row = apply(columns[0][i], columns[1][i], columns[2][i]);
-        u[i * 4..][..4].copy_from_slice(&row);
-    }
-    u
+    let columns: [[T; 4]; 3] = std::array::from_fn(|j| apply(g[j], g[3 + j], g[6 + j]));
+    std::array::from_fn(|p| {
+        let i = p / 4;
+        apply(columns[0][i], columns[1][i], columns[2][i])[p % 4]
+    })
 }
 
 /// `B^T d B`, row-major: B^T's rows are (1, 0, -1, 0), (0, 1, 1, 0), (0, -1, 1, 0), (0, 1, 0, -1).
@@ -335,6 +367,33 @@ mod tests {
                 assert_eq!(u[i * 4 + j] as f64, 4.0 * v, "position {i}, {j}");
             }
         }
+    }
+
+    /// Each panel holds each weight's exact transform where the kernel reads it (lane `r * 2 + c % 2` of pair
+    /// `c / 2`, position by position), zeros for the missing channel of an odd cin, and qmax follows the largest.
+    #[test]
+    fn panels_hold_each_weights_transform() {
+        let (cout, cin) = (16, 5);
+        let mut q: Vec<i8> = (0..cout * cin * 9).map(|i| int8(i, 3)).collect();
+        q[9..18].fill(-128);
+        let weights = WinogradWeights::new(&q, &vec![1.0; cout], cout, cin);
+        let stride = block_stride::<i16>(pairs(cin) * MR * 2);
+        let at = |o: usize, c: usize, position: usize| {
+            weights.values[(o / MR) * POSITIONS * stride + position * stride + (c / 2) * MR * 2 + (o % MR) * 2 + c % 2]
+        };
+        let mut largest = 0;
+        for o in 0..cout {
+            for c in 0..cin {
+                let g: [i32; 9] = std::array::from_fn(|i| q[(o * cin + c) * 9 + i] as i32);
+                for (position, u) in transformed_weight(&g).into_iter().enumerate() {
+                    assert_eq!(at(o, c, position) as i32, u, "output {o}, input {c}, position {position}");
+                    largest = largest.max(u.abs());
+                }
+            }
+            assert!((0..POSITIONS).all(|position| at(o, cin, position) == 0), "cin's padding");
+        }
+        assert_eq!(largest, 1152, "all -128: 9 x 128");
+        assert_eq!(weights.qmax, activation_qmax_for(cin, largest as i64));
     }
 
     /// Against the plain convolution on odd sizes (a last row and column of tiles half outside), odd cin, negative
