@@ -51,10 +51,18 @@ impl WinogradWeights {
         assert!(q.len() == cout * cin * 9 && scales.len() == cout, "cout x cin x 3 x 3 weights, a scale per cout");
         let stride = block_stride::<i16>(pairs(cin) * MR * 2);
         let panel_len = POSITIONS * stride;
-        let mut values = vec![0i16; cout.div_ceil(MR) * panel_len];
+        // Each panel is made in a scratch that stays in cache, then copied out: one pass over the values' fresh
+        // memory (the first touch of each page is what costs, in wasm too), not a zero fill and then scattered writes.
+        // The gaps stay zero from the scratch's own.
+        let mut values = Vec::with_capacity(cout.div_ceil(MR) * panel_len);
+        let mut panel = vec![0i16; panel_len];
         let mut largest = 1;
-        for (rows, panel) in q.chunks(MR * cin * 9).zip(values.chunks_exact_mut(panel_len)) {
-            largest = largest.max(transform_panel(rows, cin, stride, panel));
+        for rows in q.chunks(MR * cin * 9) {
+            if rows.len() < MR * cin * 9 {
+                panel.fill(0); // a last panel of fewer rows: the others are zeros
+            }
+            largest = largest.max(transform_panel(rows, cin, stride, &mut panel));
+            values.extend_from_slice(&panel);
         }
         let qmax = activation_qmax_for(cin, largest as i64);
         let row_scales = scales.iter().map(|s| s / 4.0).collect();
