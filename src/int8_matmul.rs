@@ -64,7 +64,7 @@ pub fn pack_weight_panel(out: &mut [u8], k: usize, scales: &[f32], value: impl F
 
 /// As [`pack_weight_panel`] with `value(r, kk) = rows[r][kk]`: from the rows of a row-major weight, as the model
 /// stores it. Each pair of K is a 16-bit value of a row, so a panel is an MR x pairs(k) transposition of them,
-/// 8 x 8 at a time on wasm SIMD.
+/// 8 x 8 at a time on wasm SIMD or SSE2.
 pub fn pack_weight_panel_rows(out: &mut [u8], k: usize, scales: &[f32], rows: &[&[i8]]) {
     assert!(rows.len() == scales.len() && rows.len() <= MR, "at most MR rows, one scale each");
     assert!(rows.iter().all(|r| r.len() >= k), "rows of k values");
@@ -742,6 +742,26 @@ unsafe fn tile_simd128(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The build's column maxima (SIMD on wasm and x86-64) are the portable ones: NaN skipped (in the first row
+    /// too), -0.0 as 0, infinities kept, padding columns zero whatever they hold.
+    #[test]
+    fn column_maxima_are_the_portable_ones() {
+        let (k, cols) = (5, 6);
+        let mut columns: Vec<f32> = (0..k * NR).map(|i| (i as f32 * 0.37).sin() * 3.0).collect();
+        columns[0] = f32::NAN;
+        columns[NR + 1] = f32::NEG_INFINITY;
+        columns[2] = -0.0;
+        columns[2 * NR + 2] = -0.0;
+        columns[3 * NR + 3] = f32::NAN;
+        columns[6] = f32::INFINITY; // a padding column
+        columns[7] = f32::NAN;
+        let simd = column_max_abs(&columns, k, cols);
+        let portable: [f32; NR] = column_max_abs_portable(&columns, k, cols);
+        assert_eq!(simd.map(f32::to_bits), portable.map(f32::to_bits), "{simd:?} vs {portable:?}");
+        assert_eq!(simd[1], f32::INFINITY);
+        assert_eq!(simd[6..], [0.0, 0.0]);
+    }
 
     #[test]
     fn qmax_keeps_the_longest_sum_inside_i32() {

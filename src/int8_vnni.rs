@@ -14,8 +14,10 @@ use crate::int8_matmul::{MR, NR, Tile};
 /// Whether this CPU (and OS) runs AVX-512 VNNI on 256-bit vectors (asked once).
 pub fn available() -> bool {
     static AVAILABLE: LazyLock<bool> = LazyLock::new(|| {
-        is_x86_feature_detected!("avx512vnni")
+        // Every feature the kernels are compiled with (avx512vl implies avx512f there; asked here on its own).
+        is_x86_feature_detected!("avx512f")
             && is_x86_feature_detected!("avx512vl")
+            && is_x86_feature_detected!("avx512vnni")
             && is_x86_feature_detected!("avx2")
     });
     *AVAILABLE

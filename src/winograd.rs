@@ -378,10 +378,11 @@ mod tests {
     }
 
     /// Each panel holds each weight's exact transform where the kernel reads it (lane `r * 2 + c % 2` of pair
-    /// `c / 2`, position by position), zeros for the missing channel of an odd cin, and qmax follows the largest.
+    /// `c / 2`, position by position), zeros for the missing channel of an odd cin and for the missing rows of a
+    /// last panel, and qmax follows the largest.
     #[test]
     fn panels_hold_each_weights_transform() {
-        let (cout, cin) = (16, 5);
+        let (cout, cin) = (13, 5);
         let mut q: Vec<i8> = (0..cout * cin * 9).map(|i| int8(i, 3)).collect();
         q[9..18].fill(-128);
         let weights = WinogradWeights::new(&q, &vec![1.0; cout], cout, cin);
@@ -399,6 +400,9 @@ mod tests {
                 }
             }
             assert!((0..POSITIONS).all(|position| at(o, cin, position) == 0), "cin's padding");
+        }
+        for o in cout..cout.next_multiple_of(MR) {
+            assert!((0..=cin).all(|c| (0..POSITIONS).all(|position| at(o, c, position) == 0)), "the last panel's rows");
         }
         assert_eq!(largest, 1152, "all -128: 9 x 128");
         assert_eq!(weights.qmax, activation_qmax_for(cin, largest as i64));

@@ -1,5 +1,6 @@
-//! The int8 matrix product (src/int8_matmul.rs) against an exact f64 product, natively and in wasm (where it runs
-//! the SIMD kernel: tools/test runs this file under wasm-bindgen-test in Node and Chromium too).
+//! The int8 matrix product (src/int8_matmul.rs) against an exact f64 product, natively (on SSE2, and on AVX-512
+//! VNNI where the CPU has it) and in wasm (tools/test runs this file under wasm-bindgen-test in Node and Chromium
+//! too), and each SIMD version of its parts against the portable one.
 
 use wrn_wasm::int8_matmul::{
     MR, NR, PackedWeights, QuantizedActivations, TileKernel, WidenedTileKernel, activation_panel_bytes,
@@ -105,8 +106,8 @@ fn padding_columns_and_nan_quantise_as_the_portable_version() {
 }
 
 /// The weight panels made from the model's rows (the load's path for int8 compute, an 8 x 8 transposition of 16-bit
-/// pairs in wasm) are those made value by value: K below, at and past whole blocks of 16, odd and even; a last
-/// panel of fewer rows; rows read at a stride, as from a larger matrix.
+/// pairs in wasm and on SSE2) are those made value by value: K below, at and past whole blocks of 16, odd and even;
+/// a last panel of fewer rows; rows read at a stride, as from a larger matrix.
 #[test]
 fn weight_panels_from_rows_are_the_value_by_value_ones() {
     let mut rng = Rng(11);
