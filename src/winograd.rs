@@ -53,14 +53,12 @@ impl WinogradWeights {
         let panel_len = POSITIONS * stride;
         // Each panel is made in a scratch that stays in cache, then copied out: one pass over the values' fresh
         // memory (the first touch of each page is what costs, in wasm too), not a zero fill and then scattered writes.
-        // The gaps stay zero from the scratch's own.
+        // transform_panel rewrites every value but the gaps (missing rows and channels as zeros), and the gaps stay
+        // zero from the scratch's own.
         let mut values = Vec::with_capacity(cout.div_ceil(MR) * panel_len);
         let mut panel = vec![0i16; panel_len];
         let mut largest = 1;
         for rows in q.chunks(MR * cin * 9) {
-            if rows.len() < MR * cin * 9 {
-                panel.fill(0); // a last panel of fewer rows: the others are zeros
-            }
             largest = largest.max(transform_panel(rows, cin, stride, &mut panel));
             values.extend_from_slice(&panel);
         }
