@@ -411,7 +411,7 @@ impl Int8Plan {
             &inputs,
         )?[0];
         patch.shunt_outside(model, OutletId::new(id, 0), out)?;
-        patch.apply(model)
+        crate::optimiser::apply(patch, model)
     }
 }
 

@@ -111,7 +111,7 @@ fn replace_with_int8_panels(
     let mut patch = TypedModelPatch::default();
     let wire = patch.wire_node(format!("{}.int8", model.node(pack).name), konst, &[])?[0];
     patch.shunt_outside(model, output, wire)?;
-    patch.apply(model)?;
+    crate::optimiser::apply(patch, model)?;
     Ok(true)
 }
 
@@ -134,7 +134,7 @@ fn restore_lifted_weights(
                 &[],
             )?[0];
             patch.shunt_outside(model, OutletId::new(id, 0), wire)?;
-            patch.apply(model)?;
+            crate::optimiser::apply(patch, model)?;
         }
     }
     model.inputs.retain(|o| !lifted_inputs.contains(&o.node));

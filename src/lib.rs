@@ -19,10 +19,12 @@ pub mod int8_vnni;
 pub mod labels;
 pub mod manifest;
 pub mod model;
+mod optimiser;
 pub mod preprocess;
 mod proto_split;
 pub mod resample;
 pub mod scores;
+mod typing;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
 mod winograd;

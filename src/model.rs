@@ -254,6 +254,9 @@ fn decode(bytes: &[u8]) -> Result<ModelProto> {
 /// 10 alternating), inference unchanged; natively, optimising took 40 instead of 72 ms, and f32 inference unchanged
 /// (median 144 against 143 ms).
 ///
+/// The graph is typed without tract-hir's analyser where its ops allow it (src/typing.rs), and optimised by tract's
+/// passes without the scan of the whole graph tract's patches make (src/optimiser.rs): the same graph, node for node.
+///
 /// For int8 compute (with its `lifted` weights), the 3x3 convolutions Winograd runs are replaced before the codegen
 /// (src/winograd_op.rs: their weights leave `lifted`), unless AMX runs the matmuls (its int8 tile multiplies do not
 /// take Winograd's i16 weights), and it also returns the model's other convolutions as they were before the codegen
@@ -263,8 +266,8 @@ fn optimise(
     model: InferenceModel,
     int8_compute: Option<&mut LiftedWeights>,
 ) -> Result<(TypedModel, int8_compute::Convolutions, usize)> {
-    let mut model = model.into_typed()?;
-    declutter_without_change_axes().optimize(&mut model)?;
+    let mut model = crate::typing::into_typed(model)?;
+    crate::optimiser::optimize(&declutter_without_change_axes(), &mut model)?;
     let (mut convolutions, mut winograd_convs) = (int8_compute::Convolutions::default(), 0);
     if let Some(lifted) = int8_compute {
         if !crate::int8_amx::in_use() {
@@ -272,12 +275,12 @@ fn optimise(
         }
         convolutions = int8_compute::convolutions(&model);
     }
-    model.optimize()?;
+    crate::optimiser::codegen(&mut model)?;
     Ok((model, convolutions, winograd_convs))
 }
 
 /// tract's declutter passes but ChangeAxes (found by name: tract has no other handle on its passes).
-fn declutter_without_change_axes() -> tract_onnx::tract_core::optim::Optimizer {
+pub(crate) fn declutter_without_change_axes() -> tract_onnx::tract_core::optim::Optimizer {
     let mut declutter = tract_onnx::tract_core::optim::Optimizer::declutter();
     declutter.passes.retain(|pass| !format!("{pass:?}").starts_with("ChangeAxes"));
     declutter

@@ -47,7 +47,7 @@ pub fn use_winograd(model: &mut TypedModel, lifted: &mut LiftedWeights) -> Tract
         let source = node.inputs[1].node;
         let op = WinogradConv { weights: Arc::new(weights), bias: Arc::new(bias) };
         let patch = TypedModelPatch::replace_single_op(model, node, &node.inputs[..1], op)?;
-        patch.apply(model)?;
+        crate::optimiser::apply(patch, model)?;
         // The weight is no model input any more (nothing reads it).
         model.inputs.retain(|input| input.node != source);
         lifted.remove(&name);
