@@ -153,8 +153,8 @@ mod tests {
 
     /// WRN-50-2 (the fp32 file model/ holds), typed, decluttered and optimised by tract itself, and as the load does
     /// it (crate::typing, then [`optimize`] and [`codegen`]): the same graph, node for node. Its optimisation takes
-    /// ~300 patches of every kind the load's own code meets (1x1 convolutions as EinSum, strided ones downsampled,
-    /// biases, pooling, the classifier's Gemm).
+    /// hundreds of patches of every kind a load of it meets (1x1 convolutions as EinSum, strided ones downsampled,
+    /// biases, pooling, the classifier's Gemm, then their codegen and fusion).
     #[test]
     fn the_load_optimises_wrn50_2_as_tract_does() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("model");

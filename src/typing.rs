@@ -4,8 +4,9 @@
 //! its incorporate pass, which WRN-50-2's ops leave as they are), so that ops can read what it learnt. WRN-50-2's ops
 //! do not need it: each is an expansion that wires tract's typed ops from the typed facts of its inputs, and the
 //! inputs' facts are known (the model's input, its weights and constants). For graphs of only such ops, [`into_typed`]
-//! translates them as tract-hir's translator does, without the analyser: the same typed graph, node for node. In a
-//! CPU profile of a load in Node, the analyser took 10-30 ms.
+//! translates them as tract-hir's translator does, without the analyser: the same typed graph, node for node (the test
+//! in src/optimiser.rs holds WRN-50-2's to tract's own). In CPU profiles of loads in Node, the analyser took 10-30 ms;
+//! natively, typing takes 1.6 instead of 4.5-5 ms.
 
 use std::collections::HashMap;
 
