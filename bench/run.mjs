@@ -1,7 +1,7 @@
 // tools/bench: wrn-wasm against the engine a user would pick instead, on the same model files, in one run.
 // Native: tract vs onnxruntime (Python, CPU). Node and headless Chromium: wrn-wasm vs onnxruntime-web (wasm backend)
 // at 1 thread and at every core. Each measurement in a fresh process or page: load, median inference, memory.
-//   node bench/run.mjs [--runs N] [--write]     (--write updates BENCHMARKS.md)
+//   node bench/run.mjs [--runs N] [--rounds N] [--write]     (--write updates BENCHMARKS.md)
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
@@ -14,10 +14,10 @@ import { launch, openPage } from '../tests/e2e/browser.mjs';
 const root = fileURLToPath(new URL('..', import.meta.url));
 const args = process.argv.slice(2);
 const RUNS = Number(args[args.indexOf('--runs') + 1] || 5) || 5;
-// A load is measured once per process or page, and single loads vary more than medians of inferences: the two rows
-// of the load ratio (wrn-wasm and onnxruntime-web on the int8 file, 1 thread) take the median of LOADS, each in a
-// fresh process or page.
-const LOADS = Number(args[args.indexOf('--loads') + 1] || 5) || 5;
+// These machines are noisy, and the sweep below measures the two engines of a comparison minutes apart: the goals'
+// ratios are taken in ROUNDS paired rounds instead, each running the two engines of each comparison one right after
+// the other (fresh processes or pages), and report the median of the rounds' ratios and their range.
+const ROUNDS = Number(args[args.indexOf('--rounds') + 1] || 5) || 5;
 const WRITE = args.includes('--write');
 const CORES = availableParallelism();
 const out = join(root, 'target/bench');
@@ -50,8 +50,7 @@ function record(where, engine, model, threads, r, logitsPath) {
   if (logitsPath) row.logits = readF32(logitsPath);
   results.push(row);
   console.error(`${where.padEnd(8)} ${engine.padEnd(16)} ${model.padEnd(11)} ${threads}t  load ${r.load_ms.toFixed(0).padStart(6)} ms  ` +
-    `median ${r.median_ms.toFixed(0).padStart(6)} ms  peak ${r.peak_mb?.toFixed(0) ?? '-'} MB  wasm ${r.wasm_mb?.toFixed(0) ?? '-'} MB` +
-    (r.loads_ms ? `  loads ${r.loads_ms.map((x) => x.toFixed(0)).join(' ')} ms` : ''));
+    `median ${r.median_ms.toFixed(0).padStart(6)} ms  peak ${r.peak_mb?.toFixed(0) ?? '-'} MB  wasm ${r.wasm_mb?.toFixed(0) ?? '-'} MB`);
 }
 
 // Engines are named with how wrn-wasm/tract hold and multiply the weights (WeightMemory): `tract` is the CLI's default
@@ -79,46 +78,78 @@ const wasmConfigs = [
 // wrn-wasm's threaded build, where built, runs in Node (worker_threads) and in the browser (Web Workers).
 const threadedBuilt = existsSync(join(root, 'pkg/threads/wrn_wasm_bg.wasm'));
 const threadedConfigs = threadedBuilt ? [...wasmConfigs.slice(0, 1), ['wrn-wasm', 'int8', CORES], ...wasmConfigs.slice(1)] : wasmConfigs;
-const inLoadRatio = (engine, m, t) => (engine === 'wrn-wasm' || engine === 'onnxruntime-web') && m === 'int8' && t === 1;
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-/** `measure(runs)` once with RUNS inferences, and for the load ratio's rows LOADS - 1 more times for their loads. */
-async function withLoads(config, measure) {
-  const r = await measure(RUNS);
-  if (!inLoadRatio(...config)) return r;
-  const loads = [r.load_ms];
-  while (loads.length < LOADS) loads.push((await measure(1)).load_ms);
-  return { ...r, load_ms: median(loads), loads_ms: loads };
-}
+const bestInt8 = (where, engine, threads) => results
+  .filter((r) => r.where === where && r.engine === engine && r.threads === threads && r.model !== 'fp32')
+  .reduce((a, b) => (a && a.median_ms <= b.median_ms ? a : b), null);
 
+/**
+ * The goals' paired rounds in one place (`where`), with `run(engine, model, threads, runs)` measuring one engine in a
+ * fresh process or page: per round, wrn-wasm on 1 thread against onnxruntime-web's best int8 model of the sweep (the
+ * inference ratio) and against onnxruntime-web's session on the same int8 file (the load ratio), then both on every
+ * core. Each round alternates which engine goes first.
+ */
+async function pairedRounds(where, run) {
+  const ours = threadedBuilt ? CORES : 1;
+  const best1 = bestInt8(where, 'onnxruntime-web', 1).model;
+  const bestN = bestInt8(where, 'onnxruntime-web', CORES).model;
+  const rounds = [];
+  for (let i = 0; i < ROUNDS; i++) {
+    const pair = async (a, b) => {
+      if (i % 2 === 0) return [await a(), await b()];
+      const rb = await b();
+      return [await a(), rb];
+    };
+    const [wrn1, ort1] = await pair(() => run('wrn-wasm', 'int8', 1, RUNS), () => run('onnxruntime-web', best1, 1, RUNS));
+    const ortLoad = await run('onnxruntime-web', 'int8', 1, 1);
+    const [wrnN, ortN] = await pair(() => run('wrn-wasm', 'int8', ours, RUNS), () => run('onnxruntime-web', bestN, CORES, RUNS));
+    const round = {
+      inference1: wrn1.median_ms / ort1.median_ms,
+      inferenceN: wrnN.median_ms / ortN.median_ms,
+      load: wrn1.load_ms / ortLoad.load_ms,
+    };
+    console.error(`${where} round ${i + 1}: inference 1t ${wrn1.median_ms.toFixed(0)} / ${ort1.median_ms.toFixed(0)} ms, ` +
+      `${CORES}t ${wrnN.median_ms.toFixed(0)} / ${ortN.median_ms.toFixed(0)} ms, load ${wrn1.load_ms.toFixed(0)} / ${ortLoad.load_ms.toFixed(0)} ms`);
+    rounds.push(round);
+  }
+  return { best1, bestN, ours, rounds };
+}
+const paired = {};
+const scratchLogits = join(out, 'rounds.f32');
+
+const nodeRun = (engine, m, t, runs, logits = scratchLogits) =>
+  JSON.parse(sh('node', ['bench/wasm_node.mjs', wrnOrOrt(engine), models[m], input, String(t), String(runs), logits, weightsOf(engine)]));
 for (const [engine, m, t] of threadedConfigs) {
   const logits = join(out, `node-${engine.replace(' ', '-')}-${m}-${t}.f32`);
-  const r = await withLoads([engine, m, t], async (runs) =>
-    JSON.parse(sh('node', ['bench/wasm_node.mjs', wrnOrOrt(engine), models[m], input, String(t), String(runs), logits, weightsOf(engine)])));
-  record('node', engine, m, t, r, logits);
+  record('node', engine, m, t, nodeRun(engine, m, t, RUNS, logits), logits);
 }
+paired.node = await pairedRounds('node', async (...config) => nodeRun(...config));
 
 const { server, url } = await serve(root);
 const browser = await launch();
 try {
-  for (const [engine, m, t] of threadedConfigs) {
+  const chromiumRun = async (engine, m, t, runs) => {
     const modelUrl = '/' + models[m].slice(root.length);
-    const r = await withLoads([engine, m, t], async (runs) => {
-      const q = new URLSearchParams({ engine: wrnOrOrt(engine), model: modelUrl, threads: t, runs, weights: weightsOf(engine) });
-      const { context, page, log } = await openPage(browser, `${url}bench/page/?${q}`);
-      try {
-        await page.waitForFunction(() => window.benchReady === true);
-        return await page.evaluate((x) => window.bench(x), Array.from(readF32(input))).catch((e) => {
-          throw new Error(`${e.message}\n${log.join('\n')}`);
-        });
-      } finally {
-        await context.close();
-      }
-    });
-    if (!r.isolated && t > 1) throw new Error('the bench page is not cross-origin isolated: no threads');
+    const q = new URLSearchParams({ engine: wrnOrOrt(engine), model: modelUrl, threads: t, runs, weights: weightsOf(engine) });
+    const { context, page, log } = await openPage(browser, `${url}bench/page/?${q}`);
+    try {
+      await page.waitForFunction(() => window.benchReady === true);
+      const r = await page.evaluate((x) => window.bench(x), Array.from(readF32(input))).catch((e) => {
+        throw new Error(`${e.message}\n${log.join('\n')}`);
+      });
+      if (!r.isolated && t > 1) throw new Error('the bench page is not cross-origin isolated: no threads');
+      return r;
+    } finally {
+      await context.close();
+    }
+  };
+  for (const [engine, m, t] of threadedConfigs) {
+    const r = await chromiumRun(engine, m, t, RUNS);
     const logits = join(out, `chromium-${engine.replace(' ', '-')}-${m}-${t}.f32`);
     writeFileSync(logits, Buffer.from(new Float32Array(r.logits).buffer));
     record('chromium', engine, m, t, r, logits);
   }
+  paired.chromium = await pairedRounds('chromium', chromiumRun);
 } finally {
   await browser.close();
   server.close();
@@ -126,9 +157,6 @@ try {
 
 // --- Report -----------------------------------------------------------------------------------------------------
 const find = (where, engine, model, threads) => results.find((r) => r.where === where && r.engine === engine && r.model === model && r.threads === threads);
-const bestInt8 = (where, engine, threads) => results
-  .filter((r) => r.where === where && r.engine === engine && r.threads === threads && r.model !== 'fp32')
-  .reduce((a, b) => (a && a.median_ms <= b.median_ms ? a : b), null);
 const fmt = (x, d = 0) => (x == null ? '-' : x.toFixed(d));
 const ratio = (a, b) => (a && b ? (a / b).toFixed(2) : '-');
 
@@ -145,19 +173,20 @@ for (const r of results) {
   lines.push(`| ${r.where} | ${r.engine} | ${r.model} | ${r.threads} | ${fmt(r.load_ms)} | ${fmt(r.median_ms)} | ${fmt(r.peak_mb)} | ${fmt(r.wasm_mb)} | ${r.diff == null ? '-' : r.diff.toExponential(1)} |`);
 }
 const ratios = [];
-ratios.push('| goal (ratio wrn-wasm / peer, <= 1.00 meets it) | Node | Chromium |');
+ratios.push(`| goal (ratio wrn-wasm / peer, <= 1.00 meets it; median of ${ROUNDS} paired rounds, range) | Node | Chromium |`);
 ratios.push('|---|---|---|');
 const both = (f) => ['node', 'chromium'].map(f).join(' | ');
-ratios.push(`| inference, 1 thread, vs onnxruntime-web's best int8 | ${both((w) => {
-  const b = bestInt8(w, 'onnxruntime-web', 1);
-  return `${ratio(find(w, 'wrn-wasm', 'int8', 1)?.median_ms, b?.median_ms)} (${b?.model})`;
-})} |`);
+// Goals: the paired rounds' median ratio, and their range.
+const roundsRatio = (w, key) => {
+  const xs = paired[w].rounds.map((r) => r[key]);
+  return `${median(xs).toFixed(2)} (${Math.min(...xs).toFixed(2)}-${Math.max(...xs).toFixed(2)})`;
+};
+ratios.push(`| inference, 1 thread, vs onnxruntime-web's best int8 | ${both((w) => `${roundsRatio(w, 'inference1')}; ${paired[w].best1}`)} |`);
 ratios.push(`| inference, all ${CORES} cores, vs onnxruntime-web's best int8 at ${CORES} threads | ${both((w) => {
-  const b = bestInt8(w, 'onnxruntime-web', CORES);
-  const ours = find(w, 'wrn-wasm', 'int8', CORES) ?? find(w, 'wrn-wasm', 'int8', 1);
-  return `${ratio(ours?.median_ms, b?.median_ms)} (${b?.model}; wrn-wasm on ${ours?.threads} thread${ours?.threads > 1 ? 's' : ''})`;
+  const threads = paired[w].ours;
+  return `${roundsRatio(w, 'inferenceN')}; ${paired[w].bestN}; wrn-wasm on ${threads} thread${threads > 1 ? 's' : ''}`;
 })} |`);
-ratios.push(`| load+optimise, same int8 file (median of ${LOADS} loads) | ${both((w) => ratio(find(w, 'wrn-wasm', 'int8', 1)?.load_ms, find(w, 'onnxruntime-web', 'int8', 1)?.load_ms))} |`);
+ratios.push(`| load+optimise, same int8 file | ${both((w) => roundsRatio(w, 'load'))} |`);
 ratios.push(`| wasm memory with the model loaded, after the runs / 300 MB | ${both((w) => ratio(find(w, 'wrn-wasm', 'int8', 1)?.wasm_mb, 300))} |`);
 const nb = bestInt8('native', 'onnxruntime', 1);
 ratios.push(`| native, 1 thread: tract int8 vs onnxruntime's best int8 (${nb?.model}) | ${ratio(find('native', 'tract', 'int8', 1)?.median_ms, nb?.median_ms)} | |`);
