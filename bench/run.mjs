@@ -123,7 +123,7 @@ for (const [engine, m, t] of threadedConfigs) {
   const logits = join(out, `node-${engine.replace(' ', '-')}-${m}-${t}.f32`);
   record('node', engine, m, t, nodeRun(engine, m, t, RUNS, logits), logits);
 }
-paired.node = await pairedRounds('node', async (...config) => nodeRun(...config));
+paired.node = await pairedRounds('node', nodeRun);
 
 const { server, url } = await serve(root);
 const browser = await launch();

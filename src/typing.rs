@@ -62,3 +62,40 @@ impl Translate<InferenceFact, Box<dyn InferenceOp>, TypedFact, Box<dyn TypedOp>>
         Ok(outputs)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tract_onnx::pb::tensor_proto::DataType;
+    use tract_onnx::pb::{GraphProto, ModelProto, NodeProto, OperatorSetIdProto};
+
+    use super::*;
+    use crate::fold_weights::tensor_value_info;
+
+    /// `Reshape(x, Shape(x))`: ops outside [`SELF_TYPING_OPS`].
+    fn reshape_to_own_shape() -> InferenceModel {
+        let node = |op_type: &str, input: &[&str], output: &str| NodeProto {
+            op_type: op_type.into(),
+            input: input.iter().map(|&i| i.into()).collect(),
+            output: vec![output.into()],
+            ..Default::default()
+        };
+        let graph = GraphProto {
+            node: vec![node("Shape", &["x"], "s"), node("Reshape", &["x", "s"], "y")],
+            input: vec![tensor_value_info("x", DataType::Float, &[2, 3])],
+            output: vec![tensor_value_info("y", DataType::Float, &[2, 3])],
+            ..Default::default()
+        };
+        let opset = OperatorSetIdProto { domain: String::new(), version: 13 };
+        let proto = ModelProto { ir_version: 8, graph: Some(graph), opset_import: vec![opset], ..Default::default() };
+        tract_onnx::onnx().model_for_proto_model(&proto).unwrap()
+    }
+
+    /// A graph with other ops than WRN-50-2's is left to tract-hir's `into_typed` (whether the translation without the
+    /// analyser would type it right is not known for every op), and typed.
+    #[test]
+    fn other_ops_are_typed_with_the_analyser() {
+        assert!(!types_itself(&reshape_to_own_shape()));
+        let typed = into_typed(reshape_to_own_shape()).unwrap();
+        assert_eq!(typed.output_fact(0).unwrap().shape.as_concrete(), Some(&[2usize, 3][..]));
+    }
+}
