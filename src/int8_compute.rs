@@ -47,8 +47,8 @@ use crate::im2col::Im2col;
 use crate::int8_amx::{self, COLS, ROWS};
 use crate::int8_matmul::{
     ColumnRun, MR, NR, activation_panel_bytes, gather_runs, pack_weight_panel_rows, product_tile, product_tile_widened,
-    quantize_activation_panel, tile, tile_widened, weight_panel_bytes, widen_weight_panel, widened_weight_panel_len,
-    write_scales,
+    quantize_activation_panel, reads_weights_unwidened, tile, tile_widened, weight_panel_bytes, widen_weight_panel,
+    widened_weight_panel_len, write_scales,
 };
 
 /// How many matmuls run on an int8 kernel (the pair kernel or AMX's).
@@ -80,9 +80,10 @@ pub fn weights_in_place(model: &TypedModel) -> usize {
 /// packed: on one thread only. On several, tract hands each thread rectangles of tiles, and a thread widens a panel
 /// once per row of its rectangle: from rows, which cost a transposition more than a packed panel, that made
 /// inference 11-26% slower on 2 threads (tools/bench).
-/// (On AMX, the weights are always packed: its tile loads want 64-byte aligned rows.)
+/// (On AMX, the weights are always packed: its tile loads want 64-byte aligned rows; where the kernel reads panels
+/// unwidened, too: [`reads_weights_unwidened`].)
 pub fn weights_read_as_rows() -> bool {
-    matches!(current_tract_executor(), Executor::SingleThread) && !int8_amx::in_use()
+    matches!(current_tract_executor(), Executor::SingleThread) && !int8_amx::in_use() && !reads_weights_unwidened()
 }
 
 /// Which operand of tract's matmul holds the weights, and how. tract puts the activations first when they have more
@@ -122,9 +123,9 @@ impl WeightsAre {
 /// model's bytes), if they are there. Returns false, changing nothing, if the kernel cannot run this matmul.
 ///
 /// With the weights as tract's A, the kernel reads each panel through a thread's widened copy, made once per row
-/// of tiles, which it can make from the rows as well as from a packed panel: the weights stay as they are
-/// ([`PairFormat::WeightRows`]), read in place or copied once. Otherwise each panel is packed now, a transposition
-/// of 16-bit pairs, without the detour through tract's packing.
+/// of tiles, which it can make from the rows as well as from a packed panel: on one thread the weights stay as they
+/// are ([`PairFormat::WeightRows`]), read in place or copied once. Otherwise (and where the kernel reads panels
+/// unwidened) each panel is packed now, a transposition of 16-bit pairs, without the detour through tract's packing.
 #[inline(never)] // a step of Model::from_onnx
 pub fn switch_with_weight_rows(
     model: &mut TypedModel,
@@ -480,6 +481,8 @@ static AMX_KERNEL: LazyLock<DynKernel<ROWS, COLS, f32>> = LazyLock::new(|| {
 
 fn run_kernel(specs: &[FusedKerSpec<f32>]) -> isize {
     run_tile::<MR, NR>(specs, &|k, pa, pb, packing| match packing {
+        // SAFETY: pa is a whole weight panel and pb a whole activation panel, of PairPanels for this k.
+        2 if reads_weights_unwidened() => Some(unsafe { product_tile(pa, pb, k, tile) }),
         0 | 2 => {
             // SAFETY: pa is a weight rows header (packing 0) or a whole weight panel (2), and pb a whole
             // activation panel, of PairPanels for this k (tract's plan, set by on_int8_kernel). The weight panel is

@@ -12,6 +12,8 @@
 //! - weights: [`MR`] rows: `[MR] f32` row scales, then per pair of K `[MR][2] i8`, row by row;
 //! - activations: [`NR`] columns: `[NR] f32` column scales, then per pair of K `[NR][2] i16`, column by column.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 /// Rows of a weight panel, and of the tile one kernel call computes.
 pub const MR: usize = 8;
 /// Columns of an activation panel, and of the tile (tract's f32 tile in wasm is 8 x 8 too).
@@ -584,6 +586,29 @@ pub unsafe fn tile_widened(a: *const i16, b: *const i16, k_pairs: usize) -> Tile
             false => tile_widened_sse2(a, b, k_pairs),
         }
     }
+}
+
+/// Whether the kernel reads int8 weight panels as they are ([`tile`]) rather than widened in memory first
+/// ([`tile_widened`], on a copy made for a row of tiles): natively on AVX-512 VNNI, where widening in registers is one
+/// instruction for 8 `vpdpwssd`. A widened copy pays only where tract keeps a panel for a row of tiles, and for
+/// WRN-50-2's long sums (K of 2304 to 9216, 1 MB and more of activations) its cache blocking walks the tiles column
+/// by column instead, so that a panel was widened for each tile: natively the matmuls took 119 ms an inference
+/// then, 94 ms reading the panels as they are. Elsewhere (wasm, SSE2) widening in registers costs more.
+pub fn reads_weights_unwidened() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return crate::int8_vnni::available() && !ALWAYS_WIDEN.load(Ordering::Relaxed);
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+static ALWAYS_WIDEN: AtomicBool = AtomicBool::new(false);
+
+/// Makes the kernel widen weight panels in memory even where it reads them as they are (or back), for models
+/// loaded from now on and for the inferences that follow: for tests and benchmarks, since both read the same values
+/// (the same logits bit for bit).
+#[doc(hidden)]
+pub fn always_widen(on: bool) {
+    ALWAYS_WIDEN.store(on, Ordering::Relaxed);
 }
 
 /// The integer sums on x86-64's SSE2 (always there): `pmaddwd` is wasm's `i32x4.dot_i16x8_s`, so the scheme is the
