@@ -662,7 +662,8 @@ thread_local! {
 /// ([`tile_widened`]), with the address, K and drop count it was made for. tract walks a matmul's tiles row of A by
 /// row of A (neither operand being its own packed format, it prefers no other order): with the weights as A
 /// (packing 0), one widened panel serves a whole row of tiles. (Natively, where tract knows the cache sizes, it may
-/// cut a row into blocks: then once per block.)
+/// cut a row into blocks, of one tile for long sums: then once per block. So on AVX-512 VNNI, the kernel reads
+/// packed panels as they are instead: [`reads_weights_unwidened`].)
 ///
 /// (Keeping every panel of a matmul widened, for the weights as B too, measured no faster: B's panels are read from
 /// beyond L1 for each tile, twice the bytes once widened.)
