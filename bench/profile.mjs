@@ -23,7 +23,8 @@ const input = new Float32Array(manifest.input.shape.reduce((a, b) => a * b)).fil
 async function inNode() {
   const { default: init, WasmClassifier } = await import(new URL('../pkg/wrn_wasm.js', import.meta.url));
   await init({ module_or_path: readFileSync(new URL('../pkg/wrn_wasm_bg.wasm', import.meta.url)) });
-  const classifier = WasmClassifier.loadEmbedded(WEIGHTS);
+  const model = readFileSync(new URL(`../model/${manifest.model_file}`, import.meta.url));
+  const classifier = WasmClassifier.fromBytes(model, JSON.stringify(manifest), WEIGHTS);
   classifier.profile(input);
   return Array.from({ length: RUNS }, () => JSON.parse(classifier.profile(input)));
 }

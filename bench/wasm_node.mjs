@@ -1,10 +1,9 @@
 // One engine in Node on one model file: wrn-wasm (pkg/) or onnxruntime-web (wasm backend).
 // Load = instantiating the engine's .wasm + building the session from the model bytes. One JSON line on stdout.
 //   node bench/wasm_node.mjs wrn|ortweb MODEL.onnx INPUT.f32 THREADS RUNS LOGITS_OUT.f32 [int8-compute|int8|f32]
-// (the last: wrn-wasm's weight memory, its default when omitted). wrn-wasm loads the model it embeds as users do
-// (loadEmbedded: no copy of the file in wasm memory), and any other file with fromBytes.
+// (the last: wrn-wasm's weight memory, its default when omitted). Both engines get the file's bytes, read before the
+// clock starts; wrn-wasm loads them with fromBytes, as its package loads the model it ships.
 import { readFileSync, writeFileSync } from 'node:fs';
-import { basename } from 'node:path';
 
 const [engine, model, inputPath, threads, runs, logitsOut, weights] = process.argv.slice(2);
 const input = new Float32Array(new Uint8Array(readFileSync(inputPath)).buffer);
@@ -24,8 +23,7 @@ async function wrn() {
     await initThreadPool(Number(threads));
     useThreads(Number(threads));
   }
-  const embedded = JSON.parse(manifest).model_file === basename(model);
-  const classifier = embedded ? WasmClassifier.loadEmbedded(weights) : WasmClassifier.fromBytes(modelBytes, manifest, weights);
+  const classifier = WasmClassifier.fromBytes(modelBytes, manifest, weights);
   const loadMs = performance.now() - t0;
   const run = () => classifier.logits(input);
   return { loadMs, run, wasmMb: () => exports.memory.buffer.byteLength / 1e6 };

@@ -1,7 +1,10 @@
-// The public API on top of the wasm boundary. Entry points (index.js, node.js) say how the .wasm is loaded.
+// The public API on top of the wasm boundary. Entry points (index.js, node.js) say how the .wasm and the model
+// files beside it are read.
 import { toRgba } from './inputs.js';
 
-let loadWasm = () => Promise.reject(new Error('wrn-wasm: no wasm loader (import the package, not this file)'));
+const notSet = (what) => () => Promise.reject(new Error(`wrn-wasm: no ${what} (import the package, not this file)`));
+let loadWasm = notSet('wasm loader');
+let modelFiles = { manifest: notSet('model reader'), model: notSet('model reader') };
 let wasmReady;
 
 /**
@@ -10,6 +13,14 @@ let wasmReady;
  */
 export function setWasmLoader(loader) {
   loadWasm = loader;
+}
+
+/**
+ * @internal Entry points set how the package's model files are read: `manifest()` resolves with manifest.json's text,
+ * `model()` with the model's bytes (a Uint8Array), read anew for each load.
+ */
+export function setModelReader(reader) {
+  modelFiles = reader;
 }
 
 function checkThreads(threads) {
@@ -55,21 +66,26 @@ export class Classifier {
   }
 
   /**
-   * The model embedded in the package. `weights`: 'int8-compute' (default: int8 weights, integer arithmetic, the
+   * The model shipped in the package. `weights`: 'int8-compute' (default: int8 weights, integer arithmetic, the
    * fastest), 'int8' (int8 weights, f32 arithmetic: logits as onnxruntime's to 1e-4) or 'f32' (f32 weights, about
    * three times the memory). `threads` (Node only; default: every core up to 8): how many threads run inference, fixed
    * for the process by its first load.
    */
   static async load({ weights, threads } = {}) {
-    const wasm = await ensureWasm({ threads: checkThreads(threads) });
-    return new Classifier(internal, wasm.glue.WasmClassifier.loadEmbedded(weights), wasm.threads);
+    // The model is read while the .wasm compiles.
+    const [wasm, manifest, bytes] = await Promise.all([
+      ensureWasm({ threads: checkThreads(threads) }), modelFiles.manifest(), modelFiles.model(),
+    ]);
+    return new Classifier(internal, wasm.glue.WasmClassifier.fromBytes(bytes, manifest, weights), wasm.threads);
   }
 
-  /** A model from its ONNX bytes and manifest (object or JSON text; the embedded manifest when omitted). */
+  /** A model from its ONNX bytes and manifest (object or JSON text; the package's manifest when omitted). */
   static async fromBytes(modelBytes, manifest, { weights, threads } = {}) {
-    const wasm = await ensureWasm({ threads: checkThreads(threads) });
-    const json = manifest === undefined || typeof manifest === 'string' ? manifest : JSON.stringify(manifest);
-    return new Classifier(internal, wasm.glue.WasmClassifier.fromBytes(asBytes(modelBytes), json, weights), wasm.threads);
+    const bytes = asBytes(modelBytes);
+    const text = typeof manifest === 'string' || manifest === undefined ? manifest : JSON.stringify(manifest);
+    const instantiated = ensureWasm({ threads: checkThreads(threads) });
+    const [wasm, json] = await Promise.all([instantiated, text ?? modelFiles.manifest()]);
+    return new Classifier(internal, wasm.glue.WasmClassifier.fromBytes(bytes, json, weights), wasm.threads);
   }
 
   /** How many threads run inference (1 in browsers' main thread: use ClassifierWorker for more). */
@@ -109,7 +125,7 @@ export class Classifier {
 
 let defaultClassifier;
 
-/** Classifies with the embedded model, loaded on first use. */
+/** Classifies with the package's model, loaded on first use. */
 export async function classify(input, options) {
   defaultClassifier ??= Classifier.load().catch((e) => {
     defaultClassifier = undefined;

@@ -14,8 +14,9 @@ export class ClassifierWorker {
   #ready;
 
   /**
-   * Starts the worker and loads the model. `onProgress({stage, loaded, total})` sees 'fetch' (bytes of the .wasm),
-   * 'compile', 'model' (building the network), then `ready()` resolves with { info, loadMs, threads }.
+   * Starts the worker and loads the model. `onProgress({stage, loaded, total})` sees 'fetch' (bytes of the model,
+   * while the .wasm compiles), 'compile', 'model' (building the network), then `ready()` resolves with
+   * { info, loadMs, threads }.
    * `threads` (default: every core) takes effect where the page is cross-origin isolated and the threaded build is
    * served beside worker.js; elsewhere the worker runs on one thread. `weights`: 'int8-compute' (default), 'int8' or
    * 'f32', as for Classifier.load.

@@ -18,7 +18,7 @@ export type ImageInput =
 export type Classifier = ClassifierOf<ImageInput>;
 export declare const Classifier: ClassifierLoader<ImageInput>;
 
-/** Classifies with the embedded model, loaded on first use. */
+/** Classifies with the package's model, loaded on first use. */
 export declare function classify(input: ImageInput, options?: ClassifyOptions): Promise<Prediction[]>;
 
 /** Any supported input as RGBA8 pixels. */
@@ -28,7 +28,10 @@ export declare function toRgba(input: ImageInput): Promise<RgbaImage>;
 export declare function toImageData(input: ImageInput): Promise<ImageData>;
 
 export interface LoadProgress {
-  /** 'fetch': downloading the .wasm (loaded/total bytes); 'compile': compiling it; 'model': building the network. */
+  /**
+   * 'fetch': downloading the model (loaded/total bytes), while the .wasm is fetched and compiled; 'compile': waiting
+   * for that compilation; 'model': building the network.
+   */
   stage: 'fetch' | 'compile' | 'model';
   loaded?: number;
   total?: number;

@@ -1,11 +1,24 @@
-// Browser and bundler entry: the .wasm sits beside this file and is fetched from there (bundlers rewrite the URL).
-// One thread: a page's main thread may not wait for a pool (ClassifierWorker runs the threaded build).
+// Browser and bundler entry: the .wasm and the model sit beside this file and are fetched from there (bundlers
+// rewrite the URLs). One thread: a page's main thread may not wait for a pool (ClassifierWorker runs the threaded
+// build).
 import * as glue from './wrn_wasm.js';
-import { setWasmLoader } from './classifier.js';
+import { setModelReader, setWasmLoader } from './classifier.js';
+import { MANIFEST_URL, MODEL_URL } from './model-files.js';
+
+async function fetchOk(url) {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`wrn-wasm: cannot fetch ${url}: HTTP ${response.status}`);
+  return response;
+}
 
 setWasmLoader(async () => {
   await glue.default({ module_or_path: new URL('./wrn_wasm_bg.wasm', import.meta.url) });
   return { glue, threads: 1 };
+});
+
+setModelReader({
+  manifest: async () => (await fetchOk(MANIFEST_URL)).text(),
+  model: async () => new Uint8Array(await (await fetchOk(MODEL_URL)).arrayBuffer()),
 });
 
 export { Classifier, classify } from './classifier.js';

@@ -8,7 +8,7 @@ export type ImageInput = RgbaImage;
 export type Classifier = ClassifierOf<ImageInput>;
 export declare const Classifier: ClassifierLoader<ImageInput>;
 
-/** Classifies with the embedded model, loaded on first use. */
+/** Classifies with the package's model, loaded on first use. */
 export declare function classify(input: ImageInput, options?: ClassifyOptions): Promise<Prediction[]>;
 
 /** Any supported input as RGBA8 pixels. */

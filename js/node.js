@@ -1,10 +1,12 @@
-// Node entry: the .wasm is read from the package folder. With threads, the threaded build (threads/) runs rayon's
-// pool on worker_threads (rayon-workers.js); without that build, or where workers cannot start, one thread.
+// Node entry: the .wasm and the model are read from the package folder. With threads, the threaded build (threads/)
+// runs rayon's pool on worker_threads (rayon-workers.js); without that build, or where workers cannot start, one
+// thread.
 import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 
 import * as singleThreaded from './wrn_wasm.js';
-import { setWasmLoader } from './classifier.js';
+import { setModelReader, setWasmLoader } from './classifier.js';
+import { MANIFEST_URL, MODEL_URL } from './model-files.js';
 
 // Threads by default: every core, up to 8 (one image gains little from more, and each worker costs memory).
 const DEFAULT_THREADS = Math.min(availableParallelism(), 8);
@@ -44,6 +46,8 @@ async function withThreads(threads) {
 setWasmLoader(async ({ threads = DEFAULT_THREADS } = {}) =>
   (threads > 1 && (await withThreads(threads))) ||
   { glue: await instantiate(singleThreaded, new URL('./', import.meta.url)), threads: 1 });
+
+setModelReader({ manifest: () => readFile(MANIFEST_URL, 'utf8'), model: () => readFile(MODEL_URL) });
 
 export { Classifier, classify } from './classifier.js';
 export { toRgba } from './inputs.js';

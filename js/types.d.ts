@@ -77,9 +77,9 @@ export interface LoadOptions {
 
 /** How classifiers are made. */
 export interface ClassifierLoader<Input> {
-  /** The model embedded in the package. */
+  /** The model shipped in the package (model.onnx beside the .wasm). */
   load(options?: LoadOptions): Promise<ClassifierOf<Input>>;
-  /** A model from ONNX bytes and its manifest (the embedded manifest when omitted). */
+  /** A model from ONNX bytes and its manifest (the package's manifest when omitted). */
   fromBytes(model: Uint8Array | ArrayBuffer | ArrayBufferView, manifest?: ModelInfo | string,
             options?: LoadOptions): Promise<ClassifierOf<Input>>;
 }

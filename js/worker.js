@@ -1,9 +1,11 @@
 // The classifier inside a module Web Worker, so the page's thread never blocks on the model.
 // Protocol (all plain data): in  {id, type: 'load', threads?, wasmUrl?, weights?}
+// (the model and its manifest are fetched from beside this file, model-files.js)
 //                                | {id, type: 'classify', data: ArrayBuffer, width, height, topK}
 //                            out {id, type: 'progress', stage, loaded?, total?} | {id, type: 'ready', info, loadMs, threads}
 //                                | {id, type: 'result', top, ms} | {id, type: 'error', message}
 import * as singleThread from './wrn_wasm.js';
+import { MANIFEST_URL, MODEL_URL } from './model-files.js';
 
 let classifier;
 
@@ -26,42 +28,52 @@ async function chooseBuild(threads) {
   return { glue: singleThread, wasm: new URL('./wrn_wasm_bg.wasm', import.meta.url), threads: 1 };
 }
 
-async function fetchWithProgress(url, report) {
+async function fetchOk(url) {
   const response = await fetch(url);
   if (!response.ok) throw new Error(`cannot fetch ${url}: HTTP ${response.status}`);
-  const total = Number(response.headers.get('content-length')) || 0;
-  const reader = response.body.getReader();
-  const chunks = [];
+  return response;
+}
+
+async function fetchWithProgress(url, report) {
+  const response = await fetchOk(url);
+  // Content-Length is the body's size unless it is encoded (the decoded body is then larger and grows the buffer):
+  // the chunks are written into one buffer as they come, not gathered and copied again.
+  const length = response.headers.get('content-encoding') ? 0 : Number(response.headers.get('content-length')) || 0;
+  let bytes = new Uint8Array(length);
   let loaded = 0;
-  for (;;) {
+  for (const reader = response.body.getReader(); ;) {
     const { done, value } = await reader.read();
     if (done) break;
-    chunks.push(value);
+    if (loaded + value.length > bytes.length) {
+      const grown = new Uint8Array(Math.max(2 * bytes.length, loaded + value.length));
+      grown.set(bytes.subarray(0, loaded));
+      bytes = grown;
+    }
+    bytes.set(value, loaded);
     loaded += value.length;
-    report(loaded, Math.max(total, loaded));
+    report(loaded, Math.max(length, loaded));
   }
-  const bytes = new Uint8Array(loaded);
-  let offset = 0;
-  for (const c of chunks) {
-    bytes.set(c, offset);
-    offset += c.length;
-  }
-  return bytes;
+  return bytes.subarray(0, loaded);
 }
 
 async function load(id, { wasmUrl, threads = 1, weights }) {
   const t0 = performance.now();
   const progress = (stage, extra = {}) => postMessage({ id, type: 'progress', stage, ...extra });
   const build = await chooseBuild(threads);
-  const bytes = await fetchWithProgress(wasmUrl ?? build.wasm, (loaded, total) => progress('fetch', { loaded, total }));
+  // The .wasm is fetched and compiled (streaming) while the model downloads.
+  const compiled = build.glue.default({ module_or_path: wasmUrl ?? build.wasm });
+  const manifest = fetchOk(MANIFEST_URL).then((r) => r.text());
+  compiled.catch(() => {}); // awaited below; a failure is reported from there
+  manifest.catch(() => {});
+  const bytes = await fetchWithProgress(MODEL_URL, (loaded, total) => progress('fetch', { loaded, total }));
   progress('compile');
-  await build.glue.default({ module_or_path: bytes });
+  await compiled;
   if (build.threads > 1) {
     await build.glue.initThreadPool(build.threads);
     build.glue.useThreads(build.threads);
   }
   progress('model');
-  classifier = build.glue.WasmClassifier.loadEmbedded(weights);
+  classifier = build.glue.WasmClassifier.fromBytes(bytes, await manifest, weights);
   postMessage({ id, type: 'ready', info: JSON.parse(classifier.manifestJson()), loadMs: performance.now() - t0,
                 threads: build.threads });
 }

@@ -40,6 +40,12 @@ impl Classifier {
         Classifier::with_model(manifest_json, |shape, classes| Model::from_onnx(model, shape, classes, weights))
     }
 
+    /// As [`Classifier::from_bytes_with`], the bytes handed over: the int8 weights the kernel reads as rows are read
+    /// where they lie in them (kept as long as the classifier), not copied.
+    pub fn from_owned_bytes_with(model: Vec<u8>, manifest_json: &str, weights: WeightMemory) -> Result<Classifier> {
+        Classifier::with_model(manifest_json, |shape, classes| Model::from_owned_onnx(model, shape, classes, weights))
+    }
+
     /// The manifest, checked, and the model `load(input shape, classes)` makes for it.
     fn with_model(manifest_json: &str, load: impl FnOnce(&[usize], usize) -> Result<Model>) -> Result<Classifier> {
         let manifest = Manifest::from_json(manifest_json)?;
@@ -56,7 +62,7 @@ impl Classifier {
         let manifest_json = String::from_utf8(read(dir.join("manifest.json"))?)
             .map_err(|e| Error::Manifest(format!("manifest.json is not UTF-8: {e}")))?;
         let manifest = Manifest::from_json(&manifest_json)?;
-        Classifier::from_bytes_with(&read(dir.join(&manifest.model_file))?, &manifest_json, weights)
+        Classifier::from_owned_bytes_with(read(dir.join(&manifest.model_file))?, &manifest_json, weights)
     }
 
     pub fn manifest(&self) -> &Manifest {
@@ -108,7 +114,8 @@ impl Classifier {
         self.model.winograd_convs()
     }
 
-    /// How many of those read their int8 weights where they lie in the model's bytes (the embedded model's).
+    /// How many of those read their int8 weights where they lie in the model's bytes (the embedded model's, or bytes
+    /// handed over).
     pub fn int8_weights_in_place(&self) -> usize {
         self.model.int8_weights_in_place()
     }

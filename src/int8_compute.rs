@@ -4,10 +4,10 @@
 //! scale per row). A matmul whose weight rows hold K contiguously (as ONNX's Conv and Gemm with transB do), whose
 //! weight packer feeds it alone, and whose activations arrive packed as f32 (from im2col or a packer) is changed
 //! three ways ([`switch_with_weight_rows`]):
-//! - on one thread, its weights stay rows, where they lie in the model's bytes if those last (the embedded model)
-//!   or else copied, when tract takes them as its first operand: the kernel widens each panel once per row of
-//!   tiles from them anyway (so the load packs nothing, and wasm memory holds no second copy of the weights: 95 MB
-//!   against 157 MB in Node, and a load ~9% faster, inference unchanged). Otherwise they are packed from the rows
+//! - on one thread, its weights stay rows, where they lie in the model's bytes if those outlast the load (the
+//!   embedded model, or bytes handed over to it) or else copied, when tract takes them as its first operand: the
+//!   kernel widens each panel once per row of tiles from them anyway (so the load packs nothing, and wasm memory
+//!   holds no second copy of the weights: 95 MB against 157 MB in Node, a load ~9% faster, inference unchanged). Otherwise they are packed from the rows
 //!   in int8_matmul's pair layout ([`PairPanels`] of int8, with the scales);
 //! - a quantiser before it turns the activations into int16 panels, each column with its own scale: straight from
 //!   the tensor tract's im2col or packer reads ([`QuantizeGathered`], src/im2col.rs), which then does not run; else
@@ -50,6 +50,7 @@ use crate::int8_matmul::{
     quantize_activation_panel, reads_weights_unwidened, tile, tile_widened, weight_panel_bytes, widen_weight_panel,
     widened_weight_panel_len, write_scales,
 };
+use crate::model_bytes::BytesSlice;
 
 /// How many matmuls run on an int8 kernel (the pair kernel or AMX's).
 pub fn int8_matmuls(model: &TypedModel) -> usize {
@@ -119,8 +120,8 @@ impl WeightsAre {
 
 /// Switches matmul `id` to the int8 kernel, its input `weights_input` (whatever computes it now) replaced by an
 /// int8 weight given by rows, as the model stores it: `m` rows of `k` values, row r at `q[r * row_stride..]`, with
-/// one scale per row. `in_place` is the same values where they will stay for the program's life (the embedded
-/// model's bytes), if they are there. Returns false, changing nothing, if the kernel cannot run this matmul.
+/// one scale per row. `in_place` is the same values where they lie in model bytes that outlive the load, if they are
+/// there. Returns false, changing nothing, if the kernel cannot run this matmul.
 ///
 /// With the weights as tract's A, the kernel reads each panel through a thread's widened copy, made once per row
 /// of tiles, which it can make from the rows as well as from a packed panel: on one thread the weights stay as they
@@ -131,7 +132,7 @@ pub fn switch_with_weight_rows(
     model: &mut TypedModel,
     id: usize,
     weights_input: usize,
-    (q, in_place): (&[i8], Option<&'static [i8]>),
+    (q, in_place): (&[i8], Option<BytesSlice>),
     (m, k, row_stride): (usize, usize, usize),
     scales: &[f32],
     convs: &Convolutions,
@@ -756,8 +757,8 @@ unsafe fn read_weight_rows_header<'r>(header: *const u8, k: usize) -> (TVec<f32>
 /// What keeps the rows of a [`PairFormat::WeightRows`] weight alive.
 #[derive(Clone)]
 enum WeightRowsOwner {
-    /// Where they lie for the program's life (the embedded model).
-    InPlace(&'static [i8]),
+    /// Where they lie in the model's bytes, which this keeps alive.
+    InPlace(BytesSlice),
     /// A copy, made at load.
     Copied(Arc<[i8]>),
 }
@@ -765,7 +766,7 @@ enum WeightRowsOwner {
 impl WeightRowsOwner {
     fn values(&self) -> &[i8] {
         match self {
-            WeightRowsOwner::InPlace(q) => q,
+            WeightRowsOwner::InPlace(q) => q.as_i8(),
             WeightRowsOwner::Copied(q) => q,
         }
     }

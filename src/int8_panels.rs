@@ -31,6 +31,7 @@ use tract_onnx::tract_core::ops::source::TypedSource;
 
 use crate::fold_weights::element_count;
 use crate::int8_compute::{Convolutions, switch_with_weight_rows};
+use crate::model_bytes::{BytesSlice, ModelBytes};
 use crate::proto_split::SplitWeights;
 
 /// Replaces every packed weight computed from one of the `lifted` int8 weights (model inputs named after them, see
@@ -72,7 +73,7 @@ pub fn keep_packed_weights_int8(
         let switched = match pair_weights_input(model, &readers, output, &layout) {
             Some((matmul, input)) if let Some(convs) = int8_compute => {
                 let rows = (layout.mn, layout.k, layout.strides[layout.mn_axis] as usize);
-                let in_place = by_name.get(&chain.source).and_then(|w| w.in_place);
+                let in_place = by_name.get(&chain.source).and_then(|w| w.in_place.clone());
                 switch_with_weight_rows(model, matmul, input, (q, in_place), rows, &layout.scale, convs)?
             }
             _ => false,
@@ -165,8 +166,8 @@ pub struct LiftedWeight<'a> {
     dims: Vec<usize>,
     values: Cow<'a, [u8]>,
     scale: Vec<f32>,
-    /// The values again, if they lie in bytes that live as long as the program (the embedded model's).
-    in_place: Option<&'static [i8]>,
+    /// The values again, if they lie in model bytes that outlive the load.
+    in_place: Option<BytesSlice>,
 }
 
 impl LiftedWeight<'_> {
@@ -199,12 +200,12 @@ impl LiftedWeight<'_> {
 }
 
 /// The lifted weights by name, each one's values read in place if proto_split took them out of the model's bytes.
-/// `lasting_bytes` are those bytes if they live as long as the program.
+/// `lasting_bytes` are those bytes if they outlive the load.
 #[inline(never)] // a step of Model::from_onnx
 pub fn lifted_weights<'a>(
     lifted: Vec<(TensorProto, Vec<f32>)>,
     split: &SplitWeights<'a>,
-    lasting_bytes: Option<&'static [u8]>,
+    lasting_bytes: Option<&ModelBytes>,
 ) -> TractResult<LiftedWeights<'a>> {
     let mut by_name = HashMap::new();
     for (t, scale) in lifted {
@@ -218,18 +219,12 @@ pub fn lifted_weights<'a>(
             "{name}: one scale per output channel"
         );
         let in_place = match (&values, lasting_bytes) {
-            (Cow::Borrowed(values), Some(bytes)) => within(bytes, values).map(as_i8),
+            (Cow::Borrowed(values), Some(bytes)) => bytes.slice_of(values),
             _ => None,
         };
         by_name.insert(name, LiftedWeight { dims, values, scale, in_place });
     }
     Ok(by_name)
-}
-
-/// `part` as a slice of `whole`, if it lies there.
-fn within(whole: &'static [u8], part: &[u8]) -> Option<&'static [u8]> {
-    let start = (part.as_ptr() as usize).checked_sub(whole.as_ptr() as usize)?;
-    whole.get(start..start.checked_add(part.len())?)
 }
 
 fn as_i8(bytes: &[u8]) -> &[i8] {

@@ -19,6 +19,7 @@ pub mod int8_vnni;
 pub mod labels;
 pub mod manifest;
 pub mod model;
+mod model_bytes;
 mod optimiser;
 pub mod preprocess;
 mod proto_split;

@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::fold_weights::{fold_constant_dequantize, lift_int8_weights};
 use crate::int8_compute;
 use crate::int8_panels::{LiftedWeights, keep_packed_weights_int8, lifted_weights};
+use crate::model_bytes::ModelBytes;
 use crate::proto_split::split_weights;
 use crate::winograd_op::use_winograd;
 
@@ -109,12 +110,25 @@ impl Model {
         output_len: usize,
         weights: WeightMemory,
     ) -> Result<Model> {
-        Model::load(bytes, Some(bytes), input_shape, output_len, weights)
+        let bytes = ModelBytes::Static(bytes);
+        Model::load(bytes.as_slice(), Some(&bytes), input_shape, output_len, weights)
+    }
+
+    /// As [`Model::from_static_onnx`], from bytes handed over to the model: those its kernel reads where they lie are
+    /// kept as long as the model, the rest freed after the load.
+    pub fn from_owned_onnx(
+        bytes: Vec<u8>,
+        input_shape: &[usize],
+        output_len: usize,
+        weights: WeightMemory,
+    ) -> Result<Model> {
+        let bytes = ModelBytes::Shared(Arc::new(bytes));
+        Model::load(bytes.as_slice(), Some(&bytes), input_shape, output_len, weights)
     }
 
     fn load(
         bytes: &[u8],
-        lasting_bytes: Option<&'static [u8]>,
+        lasting_bytes: Option<&ModelBytes>,
         input_shape: &[usize],
         output_len: usize,
         weights: WeightMemory,

@@ -44,10 +44,11 @@ impl WasmClassifier {
     }
 
     /// A model from ONNX bytes and its manifest.json text (the embedded manifest when omitted and there is one).
-    /// `weights` as for `loadEmbedded`.
+    /// `weights` as for `loadEmbedded`. The bytes are copied into wasm memory once, and the int8 weights the kernel
+    /// reads as rows are read there (how the package loads the model it ships beside the .wasm).
     #[wasm_bindgen(js_name = fromBytes)]
     pub fn from_bytes(
-        model: &[u8],
+        model: Vec<u8>,
         manifest_json: Option<String>,
         weights: Option<String>,
     ) -> Result<WasmClassifier, JsError> {
@@ -60,7 +61,7 @@ impl WasmClassifier {
                 return Err(JsError::new("fromBytes needs the model's manifest.json (this build embeds none)"));
             }
         };
-        Ok(WasmClassifier { inner: Classifier::from_bytes_with(model, &manifest, weight_memory(weights)?)? })
+        Ok(WasmClassifier { inner: Classifier::from_owned_bytes_with(model, &manifest, weight_memory(weights)?)? })
     }
 
     /// Top-k of an RGBA8 image: an array of `{ index, label, wnid, score }`, best first.

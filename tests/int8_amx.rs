@@ -25,11 +25,17 @@ fn amx_and_unwidened_panels_give_the_pair_kernels_logits_bit_for_bit() {
     int8_matmul::always_widen(true);
     let pairs = Classifier::embedded_with(WeightMemory::Int8Compute).unwrap();
     assert_eq!((pairs.int8_matmuls(), pairs.int8_amx_matmuls()), (54, 0));
-    // The pair kernel reads the weights it takes as rows where they lie in the embedded model's bytes; from a file,
-    // whose bytes are gone after the load, they are copied. The same logits bit for bit.
+    // The pair kernel reads the weights it takes as rows where they lie in the embedded model's bytes, or in bytes
+    // handed over to it (from_dir reads the file into bytes it hands over); from borrowed bytes, which the caller may
+    // free after the load, they are copied. The same logits bit for bit.
     assert_eq!(pairs.int8_weights_in_place(), WEIGHTS_READ_AS_ROWS);
     let from_file = Classifier::from_dir(&root().join("model"), WeightMemory::Int8Compute).unwrap();
-    assert_eq!(from_file.int8_weights_in_place(), 0);
+    assert_eq!(from_file.int8_weights_in_place(), WEIGHTS_READ_AS_ROWS);
+    let model = std::fs::read(root().join("model").join(&from_file.manifest().model_file)).unwrap();
+    let borrowed = Classifier::from_bytes_with(&model, wrn_wasm::embedded_manifest(), WeightMemory::Int8Compute);
+    drop(model);
+    let borrowed = borrowed.unwrap();
+    assert_eq!(borrowed.int8_weights_in_place(), 0);
 
     // Where it reads weight panels as they are (a CPU with AVX-512 VNNI, as Linux's flags say), it packs them all.
     int8_matmul::always_widen(false);
@@ -50,7 +56,12 @@ fn amx_and_unwidened_panels_give_the_pair_kernels_logits_bit_for_bit() {
         let (rgba, w, h) = load_rgba(&sample(name));
         let x = pairs.preprocess(Rgba::new(&rgba, w, h).unwrap()).unwrap();
         let expected = pairs.logits(x.clone()).unwrap();
-        assert_eq!(from_file.logits(x.clone()).unwrap(), expected, "{name}: rows in place or copied");
+        assert_eq!(
+            from_file.logits(x.clone()).unwrap(),
+            expected,
+            "{name}: rows in the embedded or a handed-over file"
+        );
+        assert_eq!(borrowed.logits(x.clone()).unwrap(), expected, "{name}: rows in place or copied");
         assert_eq!(unwidened.logits(x.clone()).unwrap(), expected, "{name}: panels unwidened or widened");
         int8_matmul::always_widen(true);
         assert_eq!(unwidened.logits(x.clone()).unwrap(), expected, "{name}: packed panels widened");

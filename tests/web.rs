@@ -62,13 +62,13 @@ fn bad_input_is_a_js_error_and_the_classifier_keeps_working() {
 fn corrupt_model_bytes_are_a_js_error() {
     let model = wrn_wasm::embedded_model();
     for bytes in [&model[..model.len() / 3], &[1u8, 2, 3][..], &[][..]] {
-        let e = WasmClassifier::from_bytes(bytes, None, None).map(|_| ()).unwrap_err();
+        let e = WasmClassifier::from_bytes(bytes.to_vec(), None, None).map(|_| ()).unwrap_err();
         assert!(error_message(e.into()).starts_with("model error"));
     }
-    let e = WasmClassifier::from_bytes(model, Some("{}".into()), None).map(|_| ()).unwrap_err();
+    let e = WasmClassifier::from_bytes(model.to_vec(), Some("{}".into()), None).map(|_| ()).unwrap_err();
     assert!(error_message(e.into()).starts_with("invalid manifest"));
     // A good load after all that.
-    let c = WasmClassifier::from_bytes(model, None, None).unwrap();
+    let c = WasmClassifier::from_bytes(model.to_vec(), None, None).unwrap();
     let (rgba, w, h) = chelsea();
     assert_eq!(c.classify(&rgba, w, h, 3).unwrap().length(), 3);
 }

@@ -9,7 +9,8 @@ import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const www = join(root, 'www');
-const PKG_FILES = ['index.js', 'classifier.js', 'inputs.js', 'client.js', 'worker.js', 'wrn_wasm.js', 'wrn_wasm_bg.wasm'];
+const PKG_FILES = ['index.js', 'classifier.js', 'inputs.js', 'client.js', 'worker.js', 'model-files.js', 'wrn_wasm.js',
+  'wrn_wasm_bg.wasm', 'model.onnx', 'manifest.json'];
 
 rmSync(join(www, 'pkg'), { recursive: true, force: true });
 mkdirSync(join(www, 'pkg'));

@@ -25,7 +25,7 @@ const manifest = {
   module: './index.js',
   types: './index.d.ts',
   files: readdirSync(pkg, { withFileTypes: true })
-    .filter((f) => (f.isDirectory() && f.name === 'threads') || (/\.(js|d\.ts|wasm|json|md)$/.test(f.name) && f.name !== 'package.json'))
+    .filter((f) => (f.isDirectory() && f.name === 'threads') || (/\.(js|d\.ts|wasm|onnx|json|md)$/.test(f.name) && f.name !== 'package.json'))
     .map((f) => (f.isDirectory() ? `${f.name}/` : f.name))
     .sort(),
   sideEffects: ['./index.js', './node.js', './worker.js'],

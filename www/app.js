@@ -44,7 +44,7 @@ function onProgress({ stage, loaded, total }) {
     $('load-label').textContent = `Downloading the model… ${MB(loaded)} of ${total ? MB(total) : '?'} MB`;
   } else {
     bar.removeAttribute('value'); // indeterminate
-    $('load-label').textContent = stage === 'compile' ? 'Compiling the model…' : 'Preparing the network…';
+    $('load-label').textContent = stage === 'compile' ? 'Compiling the engine…' : 'Preparing the network…';
   }
 }
 

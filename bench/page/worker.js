@@ -15,10 +15,8 @@ async function wrn({ model, threads, weights }) {
     await glue.initThreadPool(threads);
     glue.useThreads(threads);
   }
-  // The embedded model as users load it (no copy of the file in wasm memory); any other file from its bytes.
-  const embedded = JSON.parse(manifest).model_file === model.split('/').pop();
-  const classifier = embedded ? glue.WasmClassifier.loadEmbedded(weights)
-    : glue.WasmClassifier.fromBytes(modelBytes, manifest, weights);
+  // From the file's bytes, as the package loads the model it ships and as onnxruntime-web gets them.
+  const classifier = glue.WasmClassifier.fromBytes(modelBytes, manifest, weights);
   const loadMs = performance.now() - t0;
   return { loadMs, run: (x) => classifier.logits(x), profile: (x) => JSON.parse(classifier.profile(x)),
            wasmMb: () => exports.memory.buffer.byteLength / 1e6 };

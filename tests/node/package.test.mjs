@@ -1,6 +1,7 @@
 // The npm package as a Node user gets it: the packed tarball installed into an empty project, no flags.
 import assert from 'node:assert/strict';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
@@ -125,14 +126,24 @@ describe('wrn-wasm in Node', () => {
     c.dispose();
   });
 
-  test('fromBytes with the model file and its manifest gives the same results as the embedded model', async () => {
+  test('the package ships the model once, beside .wasm files that do not embed it, and load() reads it', async () => {
     const manifest = JSON.parse(readFileSync(join(root, 'model/manifest.json'), 'utf8'));
     const bytes = readFileSync(join(root, 'model', manifest.model_file));
+    const installed = join(app, 'node_modules/wrn-wasm');
+    const shipped = readFileSync(join(installed, 'model.onnx'));
+    assert.equal(createHash('sha256').update(shipped).digest('hex'), manifest.model_sha256);
+    // (pkg/, as packed: an earlier test took threads/ out of the installed copy)
+    for (const wasm of ['wrn_wasm_bg.wasm', 'threads/wrn_wasm_bg.wasm']) {
+      const size = statSync(join(root, 'pkg', wasm)).size;
+      assert.ok(size < bytes.length / 3, `${wasm} is ${size} bytes: it embeds the model again`);
+    }
+    // Classifier.load() (the package's copy and manifest) and fromBytes with the model folder's file and manifest.
     const fromFile = await pkg.Classifier.fromBytes(bytes, manifest);
-    const embedded = shared;
     const { rgba, width, height } = pixels[2];
-    assert.deepEqual(await fromFile.classify({ data: rgba, width, height }), await embedded.classify({ data: rgba, width, height }));
-    assert.deepEqual(fromFile.info(), embedded.info());
+    const image = { data: rgba, width, height };
+    assert.deepEqual(await fromFile.classify(image), await shared.classify(image));
+    assert.deepEqual(shared.info(), manifest);
+    assert.deepEqual(fromFile.info(), manifest);
     fromFile.dispose();
   });
 
