@@ -28,14 +28,14 @@ async function chooseBuild(threads) {
   return { glue: singleThread, wasm: new URL('./wrn_wasm_bg.wasm', import.meta.url), threads: 1 };
 }
 
-async function fetchOk(url) {
-  const response = await fetch(url);
+async function fetchOk(url, signal) {
+  const response = await fetch(url, { signal });
   if (!response.ok) throw new Error(`cannot fetch ${url}: HTTP ${response.status}`);
   return response;
 }
 
-async function fetchWithProgress(url, report) {
-  const response = await fetchOk(url);
+async function fetchWithProgress(url, signal, report) {
+  const response = await fetchOk(url, signal);
   // Content-Length is the body's size unless it is encoded (the decoded body is then larger and grows the buffer):
   // the chunks are written into one buffer as they come, not gathered and copied again.
   const length = response.headers.get('content-encoding') ? 0 : Number(response.headers.get('content-length')) || 0;
@@ -53,6 +53,8 @@ async function fetchWithProgress(url, report) {
     loaded += value.length;
     report(loaded, Math.max(length, loaded));
   }
+  // Fewer bytes than announced: the connection ended early (more: an encoded body, decoded).
+  if (loaded < length) throw new Error(`the download of ${url} stopped after ${loaded} of ${length} bytes`);
   return bytes.subarray(0, loaded);
 }
 
@@ -60,20 +62,27 @@ async function load(id, { wasmUrl, threads = 1, weights }) {
   const t0 = performance.now();
   const progress = (stage, extra = {}) => postMessage({ id, type: 'progress', stage, ...extra });
   const build = await chooseBuild(threads);
-  // The .wasm is fetched and compiled (streaming) while the model downloads.
-  const compiled = build.glue.default({ module_or_path: wasmUrl ?? build.wasm });
-  const manifest = fetchOk(MANIFEST_URL).then((r) => r.text());
-  compiled.catch(() => {}); // awaited below; a failure is reported from there
-  manifest.catch(() => {});
-  const bytes = await fetchWithProgress(MODEL_URL, (loaded, total) => progress('fetch', { loaded, total }));
-  progress('compile');
-  await compiled;
+  // The .wasm is fetched and compiled (streaming) while the model downloads. Whichever fails first is reported at
+  // once, and stops the download.
+  const download = new AbortController();
+  const stopDownloadOnError = (promise) => promise.catch((e) => {
+    download.abort();
+    throw e;
+  });
+  const compiled = stopDownloadOnError(build.glue.default({ module_or_path: wasmUrl ?? build.wasm }));
+  const manifestText = stopDownloadOnError(fetchOk(MANIFEST_URL).then((r) => r.text()));
+  const model = fetchWithProgress(MODEL_URL, download.signal, (loaded, total) => progress('fetch', { loaded, total }))
+    .then((bytes) => {
+      progress('compile');
+      return bytes;
+    });
+  const [bytes, manifest] = await Promise.all([model, manifestText, compiled]);
   if (build.threads > 1) {
     await build.glue.initThreadPool(build.threads);
     build.glue.useThreads(build.threads);
   }
   progress('model');
-  classifier = build.glue.WasmClassifier.fromBytes(bytes, await manifest, weights);
+  classifier = build.glue.WasmClassifier.fromBytes(bytes, manifest, weights);
   postMessage({ id, type: 'ready', info: JSON.parse(classifier.manifestJson()), loadMs: performance.now() - t0,
                 threads: build.threads });
 }

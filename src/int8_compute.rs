@@ -7,8 +7,8 @@
 //! - on one thread, its weights stay rows, where they lie in the model's bytes if those outlast the load (the
 //!   embedded model, or bytes handed over to it) or else copied, when tract takes them as its first operand: the
 //!   kernel widens each panel once per row of tiles from them anyway (so the load packs nothing, and wasm memory
-//!   holds no second copy of the weights: 95 MB against 157 MB in Node, a load ~9% faster, inference unchanged). Otherwise they are packed from the rows
-//!   in int8_matmul's pair layout ([`PairPanels`] of int8, with the scales);
+//!   holds no second copy of the weights: 95 MB against 157 MB in Node, a load ~9% faster, inference unchanged).
+//!   Otherwise they are packed from the rows in int8_matmul's pair layout ([`PairPanels`] of int8, with the scales);
 //! - a quantiser before it turns the activations into int16 panels, each column with its own scale: straight from
 //!   the tensor tract's im2col or packer reads ([`QuantizeGathered`], src/im2col.rs), which then does not run; else
 //!   from tract's f32 panels ([`QuantizeActivations`]);

@@ -114,8 +114,9 @@ impl Model {
         Model::load(bytes.as_slice(), Some(&bytes), input_shape, output_len, weights)
     }
 
-    /// As [`Model::from_static_onnx`], from bytes handed over to the model: those its kernel reads where they lie are
-    /// kept as long as the model, the rest freed after the load.
+    /// As [`Model::from_static_onnx`], from bytes handed over to the model: if its kernel reads any weight where it
+    /// lies in them, the model keeps the whole of them (as the embedded model's stay in memory); if none, they are
+    /// freed after the load.
     pub fn from_owned_onnx(
         bytes: Vec<u8>,
         input_shape: &[usize],
@@ -139,9 +140,9 @@ impl Model {
         // So the load's steps are functions of their own (`#[inline(never)]`, "a step of Model::from_onnx"), and this
         // one stays small. Measured in Node (one run, median of 10 alternating loads): CPU spent recompiling during a
         // load ~390 ms instead of ~510, instantiate+load 436 ms against 456.
-        // Int8 weights the kernel reads where they lie (the embedded model's, with int8 compute, as rows) take no
-        // new memory; a quarter of the file then covers the graph and the weights that are packed (measured in
-        // Node: 88 MB after the load, 95 after inferences, of which 70 are the embedded file).
+        // Int8 weights the kernel reads where they lie (in the embedded model's bytes or bytes handed over, with int8
+        // compute, as rows) take no new memory; a quarter of the file then covers the graph and the weights that are
+        // packed (measured in Node: 88 MB after the load, 95 after inferences, of which 70 are the file).
         let weights_in_place =
             lasting_bytes.is_some() && weights == WeightMemory::Int8Compute && int8_compute::weights_read_as_rows();
         reserve_memory(if weights_in_place { bytes.len() / 4 } else { bytes.len() });
@@ -243,8 +244,8 @@ impl Model {
         self.winograd_convs
     }
 
-    /// How many of those read their int8 weights where they lie in the model's bytes, not copied (from
-    /// [`Model::from_static_onnx`]).
+    /// How many matrix products read their int8 weights where they lie in the model's bytes, not copied (from
+    /// [`Model::from_static_onnx`] or [`Model::from_owned_onnx`]).
     pub fn int8_weights_in_place(&self) -> usize {
         self.int8_weights_in_place
     }

@@ -54,10 +54,15 @@ mod tests {
 
     #[test]
     fn a_slice_of_shared_bytes_reads_them_and_keeps_them_alive() {
-        let bytes = ModelBytes::Shared(Arc::new(vec![1, 2, 255, 4]));
+        let shared = Arc::new(vec![1, 2, 255, 4]);
+        let alive = Arc::downgrade(&shared);
+        let bytes = ModelBytes::Shared(shared);
         let slice = bytes.slice_of(&bytes.as_slice()[1..3]).unwrap();
         drop(bytes);
+        assert!(alive.upgrade().is_some(), "the slice keeps the bytes");
         assert_eq!(slice.as_i8(), &[2, -1]);
+        drop(slice);
+        assert!(alive.upgrade().is_none(), "nothing else does");
     }
 
     #[test]
@@ -67,5 +72,6 @@ mod tests {
         assert!(bytes.slice_of(&[0u8; 3]).is_none());
         assert_eq!(bytes.slice_of(&file[4..6]).unwrap().as_i8(), &[b'e' as i8, b'f' as i8]);
         assert!(bytes.slice_of(&file[4..7]).is_none());
+        assert!(ModelBytes::Static(&file[2..]).slice_of(&file[1..4]).is_none(), "a part starting before them");
     }
 }

@@ -44,7 +44,7 @@ impl WasmClassifier {
     }
 
     /// A model from ONNX bytes and its manifest.json text (the embedded manifest when omitted and there is one).
-    /// `weights` as for `loadEmbedded`. The bytes are copied into wasm memory once, and the int8 weights the kernel
+    /// `weights`: "int8-compute" (the default), "int8" or "f32", as `WeightMemory` says. The bytes are copied into wasm memory once, and the int8 weights the kernel
     /// reads as rows are read there (how the package loads the model it ships beside the .wasm).
     #[wasm_bindgen(js_name = fromBytes)]
     pub fn from_bytes(
@@ -120,6 +120,13 @@ impl WasmClassifier {
     #[wasm_bindgen(js_name = int8Matrices)]
     pub fn int8_matrices(&self) -> usize {
         self.inner.int8_matrices()
+    }
+
+    /// How many matrix products read their int8 weights where they lie in the model's bytes rather than from a copy
+    /// (with "int8-compute" on one thread: those tract takes as its first operand).
+    #[wasm_bindgen(js_name = int8WeightsInPlace)]
+    pub fn int8_weights_in_place(&self) -> usize {
+        self.inner.int8_weights_in_place()
     }
 
     /// The manifest (weights, params, sha256, recipe) as JSON text.

@@ -100,6 +100,18 @@ fn weights_int8_compute_by_default_int8_and_f32_on_request() {
     assert!(error_message(e.into()).contains("\"int8-compute\" or \"f32\""));
 }
 
+/// The package's path: the model file's bytes handed over (fromBytes, which copies them into wasm memory once) are
+/// read in place as the embedded model's are, with the same logits bit for bit.
+#[wasm_bindgen_test]
+fn bytes_handed_over_are_read_in_place_like_the_embedded_models() {
+    let input: Vec<f32> = (0..3 * 224 * 224).map(|i| ((i * 7919) % 997) as f32 / 498.5 - 1.0).collect();
+    let embedded = WasmClassifier::load_embedded(None).unwrap();
+    let handed_over = WasmClassifier::from_bytes(wrn_wasm::embedded_model().to_vec(), None, None).unwrap();
+    assert!(embedded.int8_weights_in_place() > 0, "the embedded model's weights are read in place");
+    assert_eq!(handed_over.int8_weights_in_place(), embedded.int8_weights_in_place());
+    assert_eq!(handed_over.logits(input.clone()).unwrap(), embedded.logits(input).unwrap());
+}
+
 /// profile: one JSON row per node of the plan, timed with the JS clock, each matmul once.
 #[wasm_bindgen_test]
 fn profile_lists_the_plan_with_times() {

@@ -4,13 +4,15 @@
 // precached; the single-threaded one is still there for a host without isolation, cached when first fetched.
 import { createHash } from 'node:crypto';
 import { copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { basename, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+
+import { MANIFEST_URL, MODEL_URL } from '../js/model-files.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const www = join(root, 'www');
 const PKG_FILES = ['index.js', 'classifier.js', 'inputs.js', 'client.js', 'worker.js', 'model-files.js', 'wrn_wasm.js',
-  'wrn_wasm_bg.wasm', 'model.onnx', 'manifest.json'];
+  'wrn_wasm_bg.wasm', ...[MODEL_URL, MANIFEST_URL].map((url) => basename(fileURLToPath(url)))];
 
 rmSync(join(www, 'pkg'), { recursive: true, force: true });
 mkdirSync(join(www, 'pkg'));

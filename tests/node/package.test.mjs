@@ -1,7 +1,7 @@
 // The npm package as a Node user gets it: the packed tarball installed into an empty project, no flags.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
@@ -9,12 +9,13 @@ import { before, describe, test } from 'node:test';
 import { assertSameTopK, importFrom, installPackedTarball, nativeTopK, python, referencePixels, root, run, samples, scratchDir } from './helpers.mjs';
 
 let app;
+let tarball;
 let pkg;
 let pixels;
 let shared; // each load builds a ~300 MB model in wasm memory: the tests share one and dispose the others
 
 before(async () => {
-  ({ app } = installPackedTarball('node'));
+  ({ app, tarball } = installPackedTarball('node'));
   pkg = await importFrom(app);
   pixels = referencePixels();
   shared = await pkg.Classifier.load();
@@ -129,14 +130,16 @@ describe('wrn-wasm in Node', () => {
   test('the package ships the model once, beside .wasm files that do not embed it, and load() reads it', async () => {
     const manifest = JSON.parse(readFileSync(join(root, 'model/manifest.json'), 'utf8'));
     const bytes = readFileSync(join(root, 'model', manifest.model_file));
-    const installed = join(app, 'node_modules/wrn-wasm');
-    const shipped = readFileSync(join(installed, 'model.onnx'));
+    const shipped = readFileSync(join(app, 'node_modules/wrn-wasm/model.onnx'));
     assert.equal(createHash('sha256').update(shipped).digest('hex'), manifest.model_sha256);
-    // (pkg/, as packed: an earlier test took threads/ out of the installed copy)
-    for (const wasm of ['wrn_wasm_bg.wasm', 'threads/wrn_wasm_bg.wasm']) {
-      const size = statSync(join(root, 'pkg', wasm)).size;
-      assert.ok(size < bytes.length / 3, `${wasm} is ${size} bytes: it embeds the model again`);
-    }
+    // The tarball as published (an earlier test took threads/ out of the installed copy): one model, and .wasm files
+    // far smaller than it.
+    const listing = run('tar', ['-tvzf', tarball]).trim().split('\n').map((line) => line.split(/\s+/));
+    const sizes = Object.fromEntries(listing.map((f) => [f.at(-1).replace(/^package\//, ''), Number(f[2])]));
+    assert.deepEqual(Object.keys(sizes).filter((f) => f.endsWith('.onnx')), ['model.onnx']);
+    const wasm = Object.keys(sizes).filter((f) => f.endsWith('.wasm')).sort();
+    assert.deepEqual(wasm, ['threads/wrn_wasm_bg.wasm', 'wrn_wasm_bg.wasm']);
+    for (const f of wasm) assert.ok(sizes[f] < bytes.length / 3, `${f} is ${sizes[f]} bytes: it embeds the model again`);
     // Classifier.load() (the package's copy and manifest) and fromBytes with the model folder's file and manifest.
     const fromFile = await pkg.Classifier.fromBytes(bytes, manifest);
     const { rgba, width, height } = pixels[2];
