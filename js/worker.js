@@ -1,9 +1,9 @@
 // The classifier inside a module Web Worker, so the page's thread never blocks on the model.
 // Protocol (all plain data): in  {id, type: 'load', threads?, wasmUrl?, weights?}
-// (the model and its manifest are fetched from beside this file, model-files.js)
 //                                | {id, type: 'classify', data: ArrayBuffer, width, height, topK}
 //                            out {id, type: 'progress', stage, loaded?, total?} | {id, type: 'ready', info, loadMs, threads}
 //                                | {id, type: 'result', top, ms} | {id, type: 'error', message}
+// The model and its manifest are fetched from beside this file (model-files.js).
 import * as singleThread from './wrn_wasm.js';
 import { MANIFEST_URL, MODEL_URL } from './model-files.js';
 

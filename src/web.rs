@@ -35,8 +35,8 @@ pub struct WasmClassifier {
 
 #[wasm_bindgen]
 impl WasmClassifier {
-    /// The model compiled into this .wasm. `weights`: "int8" (the default: large weights stay int8 in memory) or
-    /// "f32" (a little faster, about three times the memory).
+    /// The model compiled into this .wasm (builds with the `embed` feature, as the wasm tests'; the package's builds
+    /// have none, and load the model it ships with `fromBytes`). `weights` as for `fromBytes`.
     #[cfg(feature = "embed")]
     #[wasm_bindgen(js_name = loadEmbedded)]
     pub fn load_embedded(weights: Option<String>) -> Result<WasmClassifier, JsError> {
@@ -44,8 +44,9 @@ impl WasmClassifier {
     }
 
     /// A model from ONNX bytes and its manifest.json text (the embedded manifest when omitted and there is one).
-    /// `weights`: "int8-compute" (the default), "int8" or "f32", as `WeightMemory` says. The bytes are copied into wasm memory once, and the int8 weights the kernel
-    /// reads as rows are read there (how the package loads the model it ships beside the .wasm).
+    /// `weights`: "int8-compute" (the default), "int8" or "f32", as `WeightMemory` says. The bytes are copied into
+    /// wasm memory once, and the int8 weights the kernel reads as rows are read there (how the package loads the model
+    /// it ships beside the .wasm).
     #[wasm_bindgen(js_name = fromBytes)]
     pub fn from_bytes(
         model: Vec<u8>,

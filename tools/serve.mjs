@@ -4,7 +4,7 @@
 //   node tools/serve.mjs DIR [PORT]     (PORT 0: any free port; the URL is printed)
 import { createReadStream, statSync } from 'node:fs';
 import { createServer } from 'node:http';
-import { extname, join, normalize, resolve } from 'node:path';
+import { extname, join, normalize, resolve, sep } from 'node:path';
 
 const TYPES = {
   '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.mjs': 'text/javascript; charset=utf-8',
@@ -17,9 +17,16 @@ const TYPES = {
 export function serve(dir, port = 0, host = '127.0.0.1') {
   const base = resolve(dir);
   const server = createServer((req, res) => {
-    const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
+    // A request target that is no path (`//`, a malformed %-escape) is the client's error, not the server's end.
+    let path;
+    try {
+      path = decodeURIComponent(new URL(`http://x${req.url}`).pathname);
+    } catch {
+      return send(res, 400, 'bad request');
+    }
     let file = normalize(join(base, path));
-    if (!file.startsWith(base)) return send(res, 403, 'forbidden');
+    // Within DIR: not a sibling folder whose name starts with DIR's.
+    if (file !== base && !file.startsWith(base + sep)) return send(res, 403, 'forbidden');
     let stat;
     try {
       stat = statSync(file);
