@@ -3,13 +3,7 @@
 // build).
 import * as glue from './wrn_wasm.js';
 import { setModelReader, setWasmLoader } from './classifier.js';
-import { MANIFEST_URL, MODEL_URL } from './model-files.js';
-
-async function fetchOk(url) {
-  const response = await fetch(url);
-  if (!response.ok) throw new Error(`wrn-wasm: cannot fetch ${url}: HTTP ${response.status}`);
-  return response;
-}
+import { MANIFEST_URL, MODEL_URL, fetchOk } from './model-files.js';
 
 setWasmLoader(async () => {
   await glue.default({ module_or_path: new URL('./wrn_wasm_bg.wasm', import.meta.url) });

@@ -5,7 +5,7 @@
 //                                | {id, type: 'result', top, ms} | {id, type: 'error', message}
 // The model and its manifest are fetched from beside this file (model-files.js).
 import * as singleThread from './wrn_wasm.js';
-import { MANIFEST_URL, MODEL_URL } from './model-files.js';
+import { MANIFEST_URL, MODEL_URL, fetchOk } from './model-files.js';
 
 let classifier;
 
@@ -26,12 +26,6 @@ async function chooseBuild(threads) {
     }
   }
   return { glue: singleThread, wasm: new URL('./wrn_wasm_bg.wasm', import.meta.url), threads: 1 };
-}
-
-async function fetchOk(url, signal) {
-  const response = await fetch(url, { signal });
-  if (!response.ok) throw new Error(`cannot fetch ${url}: HTTP ${response.status}`);
-  return response;
 }
 
 async function fetchWithProgress(url, signal, report) {

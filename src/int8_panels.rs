@@ -31,7 +31,7 @@ use tract_onnx::tract_core::ops::source::TypedSource;
 
 use crate::fold_weights::element_count;
 use crate::int8_compute::{Convolutions, switch_with_weight_rows};
-use crate::model_bytes::{BytesSlice, ModelBytes};
+use crate::model_bytes::{BytesSlice, ModelBytes, as_i8};
 use crate::proto_split::SplitWeights;
 
 /// Replaces every packed weight computed from one of the `lifted` int8 weights (model inputs named after them, see
@@ -225,11 +225,6 @@ pub fn lifted_weights<'a>(
         by_name.insert(name, LiftedWeight { dims, values, scale, in_place });
     }
     Ok(by_name)
-}
-
-fn as_i8(bytes: &[u8]) -> &[i8] {
-    // SAFETY: i8 and u8 have the same size and alignment, and every byte is a valid i8.
-    unsafe { std::slice::from_raw_parts(bytes.as_ptr() as *const i8, bytes.len()) }
 }
 
 /// What feeds a weight packer: a lifted weight (an f32 Source whose int8 values and scales are aside) behind reshapes

@@ -42,10 +42,14 @@ pub struct BytesSlice {
 
 impl BytesSlice {
     pub fn as_i8(&self) -> &[i8] {
-        let bytes = &self.bytes.as_slice()[self.start..][..self.len];
-        // SAFETY: i8 and u8 have the same size and alignment, and every byte is a valid i8.
-        unsafe { std::slice::from_raw_parts(bytes.as_ptr() as *const i8, bytes.len()) }
+        as_i8(&self.bytes.as_slice()[self.start..][..self.len])
     }
+}
+
+/// Bytes read as int8 values.
+pub fn as_i8(bytes: &[u8]) -> &[i8] {
+    // SAFETY: i8 and u8 have the same size and alignment, and every byte is a valid i8.
+    unsafe { std::slice::from_raw_parts(bytes.as_ptr() as *const i8, bytes.len()) }
 }
 
 #[cfg(test)]
