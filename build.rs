@@ -1,11 +1,11 @@
-//! Finds the model to embed: $WRN_MODEL_DIR or model/, as written by tools/build_model.py.
-//! Without it the build stops and names the one command that makes it.
+//! Finds the model to embed (feature `embed`), or only its manifest (feature `manifest`): $WRN_MODEL_DIR or model/, as
+//! written by tools/build_model.py. Without it the build stops and names the one command that makes it.
 
 use std::path::PathBuf;
 
 fn main() {
     println!("cargo:rerun-if-env-changed=WRN_MODEL_DIR");
-    if std::env::var_os("CARGO_FEATURE_EMBED").is_none() {
+    if std::env::var_os("CARGO_FEATURE_MANIFEST").is_none() {
         return;
     }
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
@@ -18,6 +18,13 @@ fn main() {
         );
         std::process::exit(1);
     };
+    if !manifest.is_file() {
+        fail(format!("no model manifest: {} is not a file", manifest.display()));
+    }
+    println!("cargo:rustc-env=WRN_EMBEDDED_MANIFEST={}", manifest.display());
+    if std::env::var_os("CARGO_FEATURE_EMBED").is_none() {
+        return;
+    }
     let text = std::fs::read_to_string(&manifest)
         .unwrap_or_else(|e| fail(format!("no model to embed: cannot read {}: {e}", manifest.display())));
     // The manifest is parsed for real by the crate; here we only need the file name, without a JSON dependency.
@@ -32,5 +39,4 @@ fn main() {
     }
     println!("cargo:rerun-if-changed={}", model.display());
     println!("cargo:rustc-env=WRN_EMBEDDED_MODEL={}", model.display());
-    println!("cargo:rustc-env=WRN_EMBEDDED_MANIFEST={}", manifest.display());
 }

@@ -4,7 +4,7 @@ import { toRgba } from './inputs.js';
 
 const notSet = (what) => () => Promise.reject(new Error(`wrn-wasm: no ${what} (import the package, not this file)`));
 let loadWasm = notSet('wasm loader');
-let modelFiles = { manifest: notSet('model reader'), model: notSet('model reader') };
+let readModel = notSet('model reader');
 let wasmReady;
 
 /**
@@ -16,11 +16,11 @@ export function setWasmLoader(loader) {
 }
 
 /**
- * @internal Entry points set how the package's model files are read: `manifest()` resolves with manifest.json's text,
- * `model()` with the model's bytes (a Uint8Array), read anew for each load.
+ * @internal Entry points set how the package's model is read: `reader()` resolves with its bytes (a Uint8Array), read
+ * anew for each load. Its manifest is the one compiled into the .wasm.
  */
 export function setModelReader(reader) {
-  modelFiles = reader;
+  readModel = reader;
 }
 
 function checkThreads(threads) {
@@ -72,19 +72,19 @@ export class Classifier {
    * for the process by its first load.
    */
   static async load({ weights, threads } = {}) {
-    // The model is read while the .wasm compiles.
-    const [wasm, manifest, bytes] = await Promise.all([
-      ensureWasm({ threads: checkThreads(threads) }), modelFiles.manifest(), modelFiles.model(),
-    ]);
-    return new Classifier(internal, wasm.glue.WasmClassifier.fromBytes(bytes, manifest, weights), wasm.threads);
+    // The model is read while the .wasm compiles; its manifest is the one the .wasm carries.
+    const [wasm, bytes] = await Promise.all([ensureWasm({ threads: checkThreads(threads) }), readModel()]);
+    return new Classifier(internal, wasm.glue.WasmClassifier.fromBytes(bytes, undefined, weights), wasm.threads);
   }
 
-  /** A model from its ONNX bytes and manifest (object or JSON text; the package's manifest when omitted). */
+  /**
+   * A model from its ONNX bytes and manifest (object or JSON text; when omitted, the manifest of the package's model,
+   * which must then be the one given). A manifest that describes other weights than the model holds is refused.
+   */
   static async fromBytes(modelBytes, manifest, { weights, threads } = {}) {
     const bytes = asBytes(modelBytes);
-    const text = typeof manifest === 'string' || manifest === undefined ? manifest : JSON.stringify(manifest);
-    const instantiated = ensureWasm({ threads: checkThreads(threads) });
-    const [wasm, json] = await Promise.all([instantiated, text ?? modelFiles.manifest()]);
+    const json = typeof manifest === 'string' || manifest === undefined ? manifest : JSON.stringify(manifest);
+    const wasm = await ensureWasm({ threads: checkThreads(threads) });
     return new Classifier(internal, wasm.glue.WasmClassifier.fromBytes(bytes, json, weights), wasm.threads);
   }
 

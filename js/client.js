@@ -19,13 +19,19 @@ export class ClassifierWorker {
    * { info, loadMs, threads }.
    * `threads` (default: every core) takes effect where the page is cross-origin isolated and the threaded build is
    * served beside worker.js; elsewhere the worker runs on one thread. `weights`: 'int8-compute' (default), 'int8' or
-   * 'f32', as for Classifier.load.
+   * 'f32', as for Classifier.load. `modelUrl` and `manifestUrl`: where the model and its manifest.json are, when not
+   * the package's (the manifest must describe the weights the model holds).
    */
-  constructor({ onProgress, worker, wasmUrl, threads = globalThis.navigator?.hardwareConcurrency ?? 1, weights } = {}) {
+  constructor({
+    onProgress, worker, wasmUrl, modelUrl, manifestUrl, threads = globalThis.navigator?.hardwareConcurrency ?? 1, weights,
+  } = {}) {
     this.#worker = worker ?? new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
     this.#worker.onmessage = ({ data }) => this.#receive(data);
     this.#worker.onerror = (e) => this.#failAll(new Error(`wrn-wasm worker failed: ${e.message ?? 'unknown error'}`));
-    this.#ready = this.#call({ type: 'load', wasmUrl: wasmUrl && String(wasmUrl), threads, weights }, [], onProgress);
+    // URLs cross as absolute strings: relative ones mean the page's location, not the worker's.
+    const href = (url) => url && new URL(url, globalThis.location?.href).href;
+    const load = { wasmUrl: href(wasmUrl), modelUrl: href(modelUrl), manifestUrl: href(manifestUrl), threads, weights };
+    this.#ready = this.#call({ type: 'load', ...load }, [], onProgress);
     this.#ready.catch(() => {}); // reported through ready() and every classify()
   }
 

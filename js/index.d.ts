@@ -43,6 +43,13 @@ export interface WorkerOptions extends LoadOptions {
   worker?: Worker;
   /** Where the .wasm is, when it is not beside worker.js. */
   wasmUrl?: string | URL;
+  /** Where the model is, when not the package's (model.onnx beside worker.js). */
+  modelUrl?: string | URL;
+  /**
+   * Where that model's manifest.json is (default: the package's model's, compiled into the .wasm). It must describe
+   * the weights the model holds, or the load fails with a message that says so.
+   */
+  manifestUrl?: string | URL;
   /**
    * Threads for inference (default: every core). Used where the page is cross-origin isolated and the threaded
    * build (threads/ beside worker.js) is served; elsewhere one thread.

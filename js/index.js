@@ -3,17 +3,14 @@
 // build).
 import * as glue from './wrn_wasm.js';
 import { setModelReader, setWasmLoader } from './classifier.js';
-import { MANIFEST_URL, MODEL_URL, fetchOk } from './model-files.js';
+import { MODEL_URL, fetchOk } from './model-files.js';
 
 setWasmLoader(async () => {
   await glue.default({ module_or_path: new URL('./wrn_wasm_bg.wasm', import.meta.url) });
   return { glue, threads: 1 };
 });
 
-setModelReader({
-  manifest: async () => (await fetchOk(MANIFEST_URL)).text(),
-  model: async () => new Uint8Array(await (await fetchOk(MODEL_URL)).arrayBuffer()),
-});
+setModelReader(async () => new Uint8Array(await (await fetchOk(MODEL_URL)).arrayBuffer()));
 
 export { Classifier, classify } from './classifier.js';
 export { toImageData, toRgba } from './inputs.js';

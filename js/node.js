@@ -6,7 +6,7 @@ import { availableParallelism } from 'node:os';
 
 import * as singleThreaded from './wrn_wasm.js';
 import { setModelReader, setWasmLoader } from './classifier.js';
-import { MANIFEST_URL, MODEL_URL } from './model-files.js';
+import { MODEL_URL } from './model-files.js';
 
 // Threads by default: every core, up to 8 (one image gains little from more, and each worker costs memory).
 const DEFAULT_THREADS = Math.min(availableParallelism(), 8);
@@ -47,7 +47,7 @@ setWasmLoader(async ({ threads = DEFAULT_THREADS } = {}) =>
   (threads > 1 && (await withThreads(threads))) ||
   { glue: await instantiate(singleThreaded, new URL('./', import.meta.url)), threads: 1 });
 
-setModelReader({ manifest: () => readFile(MANIFEST_URL, 'utf8'), model: () => readFile(MODEL_URL) });
+setModelReader(() => readFile(MODEL_URL));
 
 export { Classifier, classify } from './classifier.js';
 export { toRgba } from './inputs.js';

@@ -1,11 +1,12 @@
 // The classifier inside a module Web Worker, so the page's thread never blocks on the model.
-// Protocol (all plain data): in  {id, type: 'load', threads?, wasmUrl?, weights?}
+// Protocol (all plain data): in  {id, type: 'load', threads?, wasmUrl?, modelUrl?, manifestUrl?, weights?}
 //                                | {id, type: 'classify', data: ArrayBuffer, width, height, topK}
 //                            out {id, type: 'progress', stage, loaded?, total?} | {id, type: 'ready', info, loadMs, threads}
 //                                | {id, type: 'result', top, ms} | {id, type: 'error', message}
-// The model and its manifest are fetched from beside this file (model-files.js).
+// The model is fetched from beside this file (model-files.js) unless modelUrl says where; its manifest is the one
+// compiled into the .wasm unless manifestUrl says where another is.
 import * as singleThread from './wrn_wasm.js';
-import { MANIFEST_URL, MODEL_URL, fetchOk } from './model-files.js';
+import { MODEL_URL, fetchOk } from './model-files.js';
 
 let classifier;
 
@@ -52,7 +53,7 @@ async function fetchWithProgress(url, signal, report) {
   return bytes.subarray(0, loaded);
 }
 
-async function load(id, { wasmUrl, threads = 1, weights }) {
+async function load(id, { wasmUrl, modelUrl = MODEL_URL, manifestUrl, threads = 1, weights }) {
   const t0 = performance.now();
   const progress = (stage, extra = {}) => postMessage({ id, type: 'progress', stage, ...extra });
   const build = await chooseBuild(threads);
@@ -64,8 +65,8 @@ async function load(id, { wasmUrl, threads = 1, weights }) {
     throw e;
   });
   const compiled = stopDownloadOnError(build.glue.default({ module_or_path: wasmUrl ?? build.wasm }));
-  const manifestText = stopDownloadOnError(fetchOk(MANIFEST_URL).then((r) => r.text()));
-  const model = fetchWithProgress(MODEL_URL, download.signal, (loaded, total) => progress('fetch', { loaded, total }))
+  const manifestText = manifestUrl && stopDownloadOnError(fetchOk(manifestUrl).then((r) => r.text()));
+  const model = fetchWithProgress(modelUrl, download.signal, (loaded, total) => progress('fetch', { loaded, total }))
     .then((bytes) => {
       progress('compile');
       return bytes;

@@ -5,6 +5,7 @@ use crate::labels::{self, Class};
 use crate::manifest::Manifest;
 use crate::model::{Model, Profile, WeightMemory};
 use crate::preprocess::{self, Recipe, Rgba};
+use crate::proto_split::model_metadata;
 use crate::scores::{self, Prediction};
 
 /// A loaded model ready to classify any number of images. Loading is the slow part; do it once.
@@ -25,7 +26,8 @@ impl Classifier {
     /// The embedded model, its weights held as `weights` says.
     #[cfg(feature = "embed")]
     pub fn embedded_with(weights: WeightMemory) -> Result<Classifier> {
-        Classifier::with_model(crate::embedded::MANIFEST, |shape, classes| {
+        let manifest = Classifier::manifest_of(crate::embedded::MODEL, crate::embedded::MANIFEST)?;
+        Classifier::with_model(manifest, |shape, classes| {
             Model::from_static_onnx(crate::embedded::MODEL, shape, classes, weights)
         })
     }
@@ -37,21 +39,44 @@ impl Classifier {
 
     /// A model from its ONNX bytes and its manifest.json text, its weights held as `weights` says.
     pub fn from_bytes_with(model: &[u8], manifest_json: &str, weights: WeightMemory) -> Result<Classifier> {
-        Classifier::with_model(manifest_json, |shape, classes| Model::from_onnx(model, shape, classes, weights))
+        let manifest = Classifier::manifest_of(model, manifest_json)?;
+        Classifier::with_model(manifest, |shape, classes| Model::from_onnx(model, shape, classes, weights))
     }
 
     /// As [`Classifier::from_bytes_with`], the bytes handed over: the int8 weights the kernel reads as rows are read
     /// where they lie in them (kept as long as the classifier), not copied.
     pub fn from_owned_bytes_with(model: Vec<u8>, manifest_json: &str, weights: WeightMemory) -> Result<Classifier> {
-        Classifier::with_model(manifest_json, |shape, classes| Model::from_owned_onnx(model, shape, classes, weights))
+        let manifest = Classifier::manifest_of(&model, manifest_json)?;
+        Classifier::with_model(manifest, |shape, classes| Model::from_owned_onnx(model, shape, classes, weights))
     }
 
-    /// The manifest, checked, and the model `load(input shape, classes)` makes for it.
-    fn with_model(manifest_json: &str, load: impl FnOnce(&[usize], usize) -> Result<Model>) -> Result<Classifier> {
+    /// The model's manifest, checked before the (slow) load: it must fit the labels, and describe the weights the
+    /// model holds. tools/build_model.py writes their sha256 and source into the model's metadata, so a model paired
+    /// with another build's manifest, which would show the user the wrong weights, is refused. A model without that
+    /// metadata (exported elsewhere) is taken as its manifest describes it.
+    fn manifest_of(model: &[u8], manifest_json: &str) -> Result<Manifest> {
         let manifest = Manifest::from_json(manifest_json)?;
         if manifest.num_classes != labels::imagenet1k().len() {
             return Err(Error::Manifest(format!("{} classes, but the labels are ImageNet-1k's", manifest.num_classes)));
         }
+        let metadata = model_metadata(model).unwrap_or_default();
+        let value = |key: &str| metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+        let sha = |sha256: &str| sha256.get(..12).unwrap_or(sha256).to_owned();
+        match value("weights_sha256") {
+            Some(held) if held != manifest.weights.sha256 => Err(Error::Manifest(format!(
+                "the model holds the weights {} (sha256 {}...), but the manifest describes {} (sha256 {}...): \
+                 pass the manifest.json built with this model",
+                value("weights").unwrap_or("?"),
+                sha(held),
+                manifest.weights.source,
+                sha(&manifest.weights.sha256)
+            ))),
+            _ => Ok(manifest),
+        }
+    }
+
+    /// The model `load(input shape, classes)` makes for a checked manifest.
+    fn with_model(manifest: Manifest, load: impl FnOnce(&[usize], usize) -> Result<Model>) -> Result<Classifier> {
         let model = load(&manifest.input.shape, manifest.num_classes)?;
         Ok(Classifier { recipe: Recipe::from(&manifest), manifest, model })
     }

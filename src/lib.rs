@@ -5,7 +5,7 @@
 //! [`scores`] (softmax, top-k with [`labels`]).
 
 mod classifier;
-#[cfg(feature = "embed")]
+#[cfg(feature = "manifest")]
 mod embedded;
 mod error;
 mod fold_weights;
@@ -42,8 +42,9 @@ pub use scores::Prediction;
 #[doc(hidden)]
 pub use winograd_op::turn_off as winograd_off;
 
-/// The manifest.json text compiled into this crate.
-#[cfg(feature = "embed")]
+/// The manifest.json text compiled into this crate: the embedded model's, or (`manifest` feature alone) the one of the
+/// model the crate was built with.
+#[cfg(feature = "manifest")]
 pub fn embedded_manifest() -> &'static str {
     embedded::MANIFEST
 }

@@ -13,6 +13,9 @@ use tract_onnx::pb::{GraphProto, TensorProto, tensor_proto::DataType};
 
 /// Field numbers of onnx.proto.
 const MODEL_GRAPH: u64 = 7;
+const MODEL_METADATA_PROPS: u64 = 14;
+const ENTRY_KEY: u64 = 1;
+const ENTRY_VALUE: u64 = 2;
 const GRAPH_INITIALIZER: u64 = 5;
 const TENSOR_DATA_TYPE: u64 = 2;
 const TENSOR_NAME: u64 = 8;
@@ -78,6 +81,17 @@ pub fn split_weights(model: &[u8]) -> Option<(Vec<u8>, SplitWeights<'_>)> {
         }
     }
     Some((out, weights))
+}
+
+/// The model's metadata_props (key, value), read off the wire without decoding its graph: cheap enough to check
+/// which weights a file holds before it is loaded. None if the bytes are not well-formed protobuf.
+pub fn model_metadata(model: &[u8]) -> Option<Vec<(String, String)>> {
+    let entries = fields(model)?.into_iter().filter(|f| f.number == MODEL_METADATA_PROPS);
+    let text = |entry: &[Field], number| {
+        let field = entry.iter().rfind(|f| f.number == number);
+        String::from_utf8_lossy(field.and_then(|f| f.payload).unwrap_or_default()).into_owned()
+    };
+    entries.map(|entry| fields(entry.payload?).map(|e| (text(&e, ENTRY_KEY), text(&e, ENTRY_VALUE)))).collect()
 }
 
 fn has_weights_to_split(graph: &[u8]) -> bool {
@@ -199,7 +213,7 @@ fn put_len_field(out: &mut Vec<u8>, number: u64, payload: &[u8]) {
 #[cfg(test)]
 mod tests {
     use prost::Message;
-    use tract_onnx::pb::{ModelProto, NodeProto};
+    use tract_onnx::pb::{ModelProto, NodeProto, StringStringEntryProto};
 
     use super::*;
 
@@ -244,6 +258,18 @@ mod tests {
         }
         weights.restore(graph);
         assert_eq!(decoded, original);
+    }
+
+    #[test]
+    fn metadata_props_are_read_as_prost_decodes_them() {
+        let mut with_props = model();
+        let entry = |k: &str, v: &str| StringStringEntryProto { key: k.into(), value: v.into() };
+        with_props.metadata_props = vec![entry("weights_sha256", "abc"), entry("", "no key"), entry("arch", "")];
+        let bytes = with_props.encode_to_vec();
+        let expected: Vec<_> = with_props.metadata_props.iter().map(|e| (e.key.clone(), e.value.clone())).collect();
+        assert_eq!(model_metadata(&bytes), Some(expected));
+        assert_eq!(model_metadata(&model().encode_to_vec()), Some(vec![]), "none");
+        assert_eq!(model_metadata(&bytes[..bytes.len() - 3]), None, "truncated");
     }
 
     #[test]

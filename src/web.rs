@@ -43,7 +43,9 @@ impl WasmClassifier {
         Ok(WasmClassifier { inner: Classifier::embedded_with(weight_memory(weights)?)? })
     }
 
-    /// A model from ONNX bytes and its manifest.json text (the embedded manifest when omitted and there is one).
+    /// A model from ONNX bytes and its manifest.json text. Without one, the manifest this .wasm was built with (the
+    /// package's builds carry the manifest of the model they ship: `manifest` feature), which must describe the
+    /// weights the model holds.
     /// `weights`: "int8-compute" (the default), "int8" or "f32", as `WeightMemory` says. The bytes are copied into
     /// wasm memory once, and the int8 weights the kernel reads as rows are read there (how the package loads the model
     /// it ships beside the .wasm).
@@ -55,9 +57,9 @@ impl WasmClassifier {
     ) -> Result<WasmClassifier, JsError> {
         let manifest = match manifest_json {
             Some(m) => m,
-            #[cfg(feature = "embed")]
+            #[cfg(feature = "manifest")]
             None => crate::embedded_manifest().to_owned(),
-            #[cfg(not(feature = "embed"))]
+            #[cfg(not(feature = "manifest"))]
             None => {
                 return Err(JsError::new("fromBytes needs the model's manifest.json (this build embeds none)"));
             }

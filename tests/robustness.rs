@@ -74,3 +74,25 @@ fn bad_model_bytes_are_errors() {
     let c = Classifier::from_bytes(model, manifest).unwrap();
     assert_eq!(c.classify(Rgba::new(&rgba, w, h).unwrap(), 5).unwrap().len(), 5);
 }
+
+#[test]
+fn a_manifest_of_other_weights_is_refused_before_the_load() {
+    use prost::Message;
+    let model = wrn_wasm::embedded_model();
+    let mut other: serde_json::Value = serde_json::from_str(wrn_wasm::embedded_manifest()).unwrap();
+    other["weights"]["source"] = "timm/wide_resnet50_2.racm_in1k".into();
+    other["weights"]["sha256"] = "0123456789ab".repeat(5).into();
+    other["weights"]["synthetic"] = false.into();
+    let err = Classifier::from_bytes(model, &other.to_string()).expect_err("another build's manifest");
+    let msg = err.to_string();
+    assert!(matches!(err, Error::Manifest(_)), "{msg}");
+    assert!(msg.contains("holds the weights synthetic") && msg.contains("describes timm/wide_resnet50_2.racm_in1k"));
+    assert!(msg.contains("pass the manifest.json built with this model"), "{msg}");
+
+    // A model without the metadata (exported elsewhere) is taken as its manifest describes it.
+    let mut proto = tract_onnx::pb::ModelProto::decode(model).unwrap();
+    assert!(proto.metadata_props.iter().any(|p| p.key == "weights_sha256"), "tools/build_model.py writes it");
+    proto.metadata_props.clear();
+    let c = Classifier::from_bytes(&proto.encode_to_vec(), &other.to_string()).unwrap();
+    assert!(!c.manifest().weights.synthetic);
+}

@@ -7,12 +7,12 @@ import { copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync,
 import { basename, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { MANIFEST_URL, MODEL_URL } from '../js/model-files.js';
+import { MODEL_URL } from '../js/model-files.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const www = join(root, 'www');
 const PKG_FILES = ['index.js', 'classifier.js', 'inputs.js', 'client.js', 'worker.js', 'model-files.js', 'wrn_wasm.js',
-  'wrn_wasm_bg.wasm', ...[MODEL_URL, MANIFEST_URL].map((url) => basename(fileURLToPath(url)))];
+  'wrn_wasm_bg.wasm', basename(fileURLToPath(MODEL_URL))];
 
 rmSync(join(www, 'pkg'), { recursive: true, force: true });
 mkdirSync(join(www, 'pkg'));

@@ -1,7 +1,7 @@
 // A Vite app that imports the packed package builds, and classifies in headless Chromium: directly (raw pixels,
 // Blob, <img>) and through the package's worker (progress, order, abort, a responsive main thread).
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 
@@ -57,10 +57,27 @@ window.runWorker = async (name) => {
   return { sent, progress, info, loadMs, threads, order, ra: [...ra], msA: ra.ms, rb, rc: [...rc], pendingWhileQueued,
            pendingAfter: worker.pending, maxGap, elapsed };
 };
+// A worker on a model served elsewhere (modelUrl: the package's model under another name, its manifest from the .wasm),
+// then on that model with a manifest of other weights (manifestUrl), which it must refuse.
+window.runWorkerFrom = async (name) => {
+  const run = async (options) => {
+    const worker = new ClassifierWorker(options);
+    try {
+      const { info } = await worker.ready();
+      return { info, top: [...await worker.classify(await pixels(name))] };
+    } catch (e) {
+      return { error: e.message };
+    } finally {
+      worker.terminate();
+    }
+  };
+  return [await run({ modelUrl: '/elsewhere/copy.onnx' }),
+          await run({ modelUrl: '/elsewhere/copy.onnx', manifestUrl: '/elsewhere/other-weights.json' })];
+};
 window.appReady = true;
 `;
 
-let browser, server, page, log, pixels, native;
+let browser, server, page, log, pixels, native, dist;
 
 before(async () => {
   const { app } = installPackedTarball('vite');
@@ -74,7 +91,13 @@ before(async () => {
     writeFileSync(join(app, 'public', `${p.name}.json`), JSON.stringify({ width: p.width, height: p.height }));
     copyFileSync(p.png, join(app, 'public', `${p.name}.png`));
   }
+  const manifest = JSON.parse(readFileSync(join(root, 'model/manifest.json'), 'utf8'));
+  mkdirSync(join(app, 'public/elsewhere'));
+  copyFileSync(join(root, 'model', manifest.model_file), join(app, 'public/elsewhere/copy.onnx'));
+  const otherWeights = { ...manifest.weights, source: 'timm/wide_resnet50_2.racm_in1k', sha256: 'cd'.repeat(32), synthetic: false };
+  writeFileSync(join(app, 'public/elsewhere/other-weights.json'), JSON.stringify({ ...manifest, weights: otherWeights }));
   run('node', [join(root, 'node_modules/vite/bin/vite.js'), 'build'], { cwd: app });
+  dist = join(app, 'dist');
   native = nativeTopK(pixels.map((p) => p.png));
   server = await serve(join(app, 'dist'));
   browser = await launch();
@@ -124,4 +147,23 @@ test('the worker loads with progress, runs requests in order, aborts a queued on
   assert.ok(r.msA > 0);
   // The main thread kept ticking while two inferences ran in the worker.
   assert.ok(r.maxGap < r.elapsed / 4, `main thread blocked for ${r.maxGap} ms of ${r.elapsed} ms`);
+});
+
+test('the worker loads a model from modelUrl, and refuses a manifestUrl that describes other weights', async () => {
+  const [copy, mismatched] = await page.evaluate((name) => window.runWorkerFrom(name), pixels[0].name).catch((e) => {
+    throw new Error(`${e.message}\n${log.join('\n')}`);
+  });
+  assert.equal(copy.error, undefined);
+  assert.deepEqual(copy.info, JSON.parse(readFileSync(join(root, 'model/manifest.json'), 'utf8')));
+  assertSameTopK(assert, copy.top, native[0].top, 1e-4, 'modelUrl');
+  assert.match(mismatched.error, /the model holds the weights synthetic .* but the manifest describes timm\/wide_resnet50_2/);
+});
+
+test('the build inlines no data: URL for the page to fetch (a Content-Security-Policy may forbid them)', () => {
+  const scripts = readdirSync(join(dist, 'assets')).filter((f) => f.endsWith('.js'));
+  assert.ok(scripts.length > 0);
+  for (const f of scripts) {
+    const inlined = readFileSync(join(dist, 'assets', f), 'utf8').match(/["'`]data:[\w/+.-]+[;,]/g) ?? [];
+    assert.deepEqual(inlined, [], `${f} inlines an asset`);
+  }
 });

@@ -121,13 +121,19 @@ describe('wrn-wasm in Node', () => {
     }
     await assert.rejects(Classifier.fromBytes(new Uint8Array(10), '{"not": "a manifest"}'), /invalid manifest/);
     await assert.rejects(Classifier.fromBytes('not bytes'), TypeError);
+    // The package's model with a manifest of other weights (which info() would then show): refused.
+    const model = readFileSync(join(app, 'node_modules/wrn-wasm/model.onnx'));
+    const other = shared.info();
+    other.weights = { ...other.weights, source: 'timm/wide_resnet50_2.racm_in1k', sha256: 'ab'.repeat(32), synthetic: false };
+    await assert.rejects(Classifier.fromBytes(model, other),
+      /invalid manifest: the model holds the weights synthetic .* but the manifest describes timm\/wide_resnet50_2.racm_in1k/);
     const c = await Classifier.load();
     const { rgba, width, height } = pixels[1];
     assert.equal((await c.classify({ data: rgba, width, height }, { topK: 3 })).length, 3);
     c.dispose();
   });
 
-  test('the package ships the model once, beside .wasm files that do not embed it, and load() reads it', async () => {
+  test('the package ships the model once, beside .wasm files that carry its manifest, and load() reads it', async () => {
     const manifest = JSON.parse(readFileSync(join(root, 'model/manifest.json'), 'utf8'));
     const bytes = readFileSync(join(root, 'model', manifest.model_file));
     const shipped = readFileSync(join(app, 'node_modules/wrn-wasm/model.onnx'));
@@ -140,7 +146,9 @@ describe('wrn-wasm in Node', () => {
     const wasm = Object.keys(sizes).filter((f) => f.endsWith('.wasm')).sort();
     assert.deepEqual(wasm, ['threads/wrn_wasm_bg.wasm', 'wrn_wasm_bg.wasm']);
     for (const f of wasm) assert.ok(sizes[f] < bytes.length / 3, `${f} is ${sizes[f]} bytes: it embeds the model again`);
-    // Classifier.load() (the package's copy and manifest) and fromBytes with the model folder's file and manifest.
+    assert.ok(!('manifest.json' in sizes), 'the manifest is in the .wasm, not a file to fetch');
+    // Classifier.load() (the package's copy, the .wasm's manifest) and fromBytes with the model folder's file and
+    // manifest.
     const fromFile = await pkg.Classifier.fromBytes(bytes, manifest);
     const { rgba, width, height } = pixels[2];
     const image = { data: rgba, width, height };
@@ -194,6 +202,7 @@ describe('wrn-wasm in Node', () => {
       const img = document.createElement('img');
       const top: Prediction[] = await classify(img, { topK: 2 });
       const worker = new ClassifierWorker({ onProgress: ({ stage, loaded }) => console.log(stage, loaded), threads: 2 });
+      new ClassifierWorker({ modelUrl: new URL('/m.onnx', location.href), manifestUrl: '/m.json' });
       const { info, loadMs, threads } = await worker.ready();
       const controller = new AbortController();
       const live = await worker.classify(document.createElement('video'), { signal: controller.signal });
