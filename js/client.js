@@ -5,6 +5,19 @@ import { toRgba } from './inputs.js';
 
 const abortError = (signal) => signal.reason ?? new DOMException('This request was aborted', 'AbortError');
 
+/**
+ * A URL option as the worker gets it: absolute, as the page means it (relative to its base URI, as its own fetch()
+ * would take it, not to worker.js). Unset, null or '': undefined (the worker's default).
+ */
+function absoluteUrl(url) {
+  if (url == null || url === '') return undefined;
+  try {
+    return new URL(url, globalThis.document?.baseURI ?? globalThis.location?.href).href;
+  } catch {
+    return String(url); // no base here (Node, Deno): the worker resolves it, or says it cannot
+  }
+}
+
 export class ClassifierWorker {
   #worker;
   #calls = new Map();
@@ -20,18 +33,16 @@ export class ClassifierWorker {
    * `threads` (default: every core) takes effect where the page is cross-origin isolated and the threaded build is
    * served beside worker.js; elsewhere the worker runs on one thread. `weights`: 'int8-compute' (default), 'int8' or
    * 'f32', as for Classifier.load. `modelUrl` and `manifestUrl`: where the model and its manifest.json are, when not
-   * the package's (the manifest must describe the weights the model holds).
+   * the package's (the manifest must describe the weights the model holds). Relative URLs are the page's.
    */
   constructor({
     onProgress, worker, wasmUrl, modelUrl, manifestUrl, threads = globalThis.navigator?.hardwareConcurrency ?? 1, weights,
   } = {}) {
+    const urls = { wasmUrl: absoluteUrl(wasmUrl), modelUrl: absoluteUrl(modelUrl), manifestUrl: absoluteUrl(manifestUrl) };
     this.#worker = worker ?? new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
     this.#worker.onmessage = ({ data }) => this.#receive(data);
     this.#worker.onerror = (e) => this.#failAll(new Error(`wrn-wasm worker failed: ${e.message ?? 'unknown error'}`));
-    // URLs cross as absolute strings: relative ones mean the page's location, not the worker's.
-    const href = (url) => url && new URL(url, globalThis.location?.href).href;
-    const load = { wasmUrl: href(wasmUrl), modelUrl: href(modelUrl), manifestUrl: href(manifestUrl), threads, weights };
-    this.#ready = this.#call({ type: 'load', ...load }, [], onProgress);
+    this.#ready = this.#call({ type: 'load', ...urls, threads, weights }, [], onProgress);
     this.#ready.catch(() => {}); // reported through ready() and every classify()
   }
 

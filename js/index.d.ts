@@ -41,13 +41,13 @@ export interface WorkerOptions extends LoadOptions {
   onProgress?: (progress: LoadProgress) => void;
   /** Use this worker instead of the package's (it must speak the same protocol). */
   worker?: Worker;
-  /** Where the .wasm is, when it is not beside worker.js. */
+  /** Where the .wasm is, when it is not beside worker.js (a relative URL is the page's, as for fetch()). */
   wasmUrl?: string | URL;
-  /** Where the model is, when not the package's (model.onnx beside worker.js). */
+  /** Where the model is, when it is not the package's (a relative URL is the page's). */
   modelUrl?: string | URL;
   /**
-   * Where that model's manifest.json is (default: the package's model's, compiled into the .wasm). It must describe
-   * the weights the model holds, or the load fails with a message that says so.
+   * Where that model's manifest.json is (default: the package's model's, compiled into the .wasm). A model built by
+   * tools/build_model.py names its weights, and a manifest that describes others is refused with an error that says so.
    */
   manifestUrl?: string | URL;
   /**

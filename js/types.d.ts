@@ -79,7 +79,10 @@ export interface LoadOptions {
 export interface ClassifierLoader<Input> {
   /** The model shipped in the package (model.onnx beside the .wasm). */
   load(options?: LoadOptions): Promise<ClassifierOf<Input>>;
-  /** A model from ONNX bytes and its manifest (the package's manifest when omitted). */
+  /**
+   * A model from ONNX bytes and its manifest (when omitted, the package's model's manifest: the bytes must then be
+   * that model). A model built by tools/build_model.py names its weights; a manifest that describes others is refused.
+   */
   fromBytes(model: Uint8Array | ArrayBuffer | ArrayBufferView, manifest?: ModelInfo | string,
             options?: LoadOptions): Promise<ClassifierOf<Input>>;
 }

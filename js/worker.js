@@ -65,7 +65,15 @@ async function load(id, { wasmUrl, modelUrl = MODEL_URL, manifestUrl, threads = 
     throw e;
   });
   const compiled = stopDownloadOnError(build.glue.default({ module_or_path: wasmUrl ?? build.wasm }));
-  const manifestText = manifestUrl && stopDownloadOnError(fetchOk(manifestUrl).then((r) => r.text()));
+  // A manifest that is not JSON (a server's fallback page, say) stops the download too.
+  const manifestText = manifestUrl && stopDownloadOnError(fetchOk(manifestUrl).then((r) => r.text()).then((text) => {
+    try {
+      JSON.parse(text);
+    } catch (e) {
+      throw new Error(`wrn-wasm: ${manifestUrl} is not a manifest.json: ${e.message}`);
+    }
+    return text;
+  }));
   const model = fetchWithProgress(modelUrl, download.signal, (loaded, total) => progress('fetch', { loaded, total }))
     .then((bytes) => {
       progress('compile');

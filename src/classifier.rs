@@ -60,7 +60,8 @@ impl Classifier {
             return Err(Error::Manifest(format!("{} classes, but the labels are ImageNet-1k's", manifest.num_classes)));
         }
         let metadata = model_metadata(model).unwrap_or_default();
-        let value = |key: &str| metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+        // Of two entries with one key, the last, as onnxruntime's map of them keeps it.
+        let value = |key: &str| metadata.iter().rfind(|(k, _)| k == key).map(|(_, v)| v.as_str());
         let sha = |sha256: &str| sha256.get(..12).unwrap_or(sha256).to_owned();
         match value("weights_sha256") {
             Some(held) if held != manifest.weights.sha256 => Err(Error::Manifest(format!(

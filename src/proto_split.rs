@@ -270,6 +270,20 @@ mod tests {
         assert_eq!(model_metadata(&bytes), Some(expected));
         assert_eq!(model_metadata(&model().encode_to_vec()), Some(vec![]), "none");
         assert_eq!(model_metadata(&bytes[..bytes.len() - 3]), None, "truncated");
+
+        // Written by hand: a key given twice in one entry (the last one counts), and two entries with one key.
+        let entry = |fields: &[(u64, &str)]| {
+            let mut e = Vec::new();
+            fields.iter().for_each(|(number, text)| put_len_field(&mut e, *number, text.as_bytes()));
+            e
+        };
+        let mut bytes = Vec::new();
+        put_len_field(&mut bytes, MODEL_METADATA_PROPS, &entry(&[(1, "k"), (2, "v1"), (1, "key")]));
+        put_len_field(&mut bytes, MODEL_METADATA_PROPS, &entry(&[(1, "key"), (2, "v2"), (2, "v3")]));
+        let decoded = ModelProto::decode(bytes.as_slice()).unwrap().metadata_props;
+        let expected: Vec<_> = decoded.into_iter().map(|e| (e.key, e.value)).collect();
+        assert_eq!(expected, [("key".to_string(), "v1".to_string()), ("key".into(), "v3".into())]);
+        assert_eq!(model_metadata(&bytes), Some(expected));
     }
 
     #[test]

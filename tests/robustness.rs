@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use wrn_wasm::{Classifier, Error, Rgba, WeightMemory};
+use wrn_wasm::{Classifier, Error, Manifest, Rgba, WeightMemory};
 
 fn good_scores(c: &Classifier, rgba: &[u8], w: u32, h: u32) -> Vec<f32> {
     c.scores(Rgba::new(rgba, w, h).unwrap()).unwrap()
@@ -75,24 +75,44 @@ fn bad_model_bytes_are_errors() {
     assert_eq!(c.classify(Rgba::new(&rgba, w, h).unwrap(), 5).unwrap().len(), 5);
 }
 
-#[test]
-fn a_manifest_of_other_weights_is_refused_before_the_load() {
-    use prost::Message;
-    let model = wrn_wasm::embedded_model();
+/// The embedded manifest, describing other weights than the embedded model's.
+fn manifest_of_other_weights() -> serde_json::Value {
     let mut other: serde_json::Value = serde_json::from_str(wrn_wasm::embedded_manifest()).unwrap();
-    other["weights"]["source"] = "timm/wide_resnet50_2.racm_in1k".into();
+    other["weights"]["source"] = "file:other.safetensors".into();
     other["weights"]["sha256"] = "0123456789ab".repeat(5).into();
     other["weights"]["synthetic"] = false.into();
-    let err = Classifier::from_bytes(model, &other.to_string()).expect_err("another build's manifest");
+    other
+}
+
+#[test]
+fn a_manifest_of_other_weights_is_refused() {
+    use prost::Message;
+    let model = wrn_wasm::embedded_model();
+    let held = Manifest::from_json(wrn_wasm::embedded_manifest()).unwrap().weights.source;
+    let other = manifest_of_other_weights().to_string();
+    let err = Classifier::from_bytes(model, &other).expect_err("another build's manifest");
     let msg = err.to_string();
     assert!(matches!(err, Error::Manifest(_)), "{msg}");
-    assert!(msg.contains("holds the weights synthetic") && msg.contains("describes timm/wide_resnet50_2.racm_in1k"));
+    assert!(msg.contains(&format!("holds the weights {held} ")), "{msg}");
+    assert!(msg.contains("describes file:other.safetensors"), "{msg}");
     assert!(msg.contains("pass the manifest.json built with this model"), "{msg}");
 
     // A model without the metadata (exported elsewhere) is taken as its manifest describes it.
     let mut proto = tract_onnx::pb::ModelProto::decode(model).unwrap();
     assert!(proto.metadata_props.iter().any(|p| p.key == "weights_sha256"), "tools/build_model.py writes it");
     proto.metadata_props.clear();
-    let c = Classifier::from_bytes(&proto.encode_to_vec(), &other.to_string()).unwrap();
-    assert!(!c.manifest().weights.synthetic);
+    let c = Classifier::from_bytes(&proto.encode_to_vec(), &other).unwrap();
+    assert_eq!(c.manifest().weights.source, "file:other.safetensors");
+}
+
+#[test]
+fn the_weights_are_checked_before_the_model_is_read() {
+    use prost::Message;
+    // Metadata and no graph: loaded, it would be a model error.
+    let entry =
+        |key: &str, value: &str| tract_onnx::pb::StringStringEntryProto { key: key.into(), value: value.into() };
+    let metadata_props = vec![entry("weights", "a"), entry("weights_sha256", "aaaa")];
+    let no_graph = tract_onnx::pb::ModelProto { metadata_props, ..Default::default() }.encode_to_vec();
+    let err = Classifier::from_bytes(&no_graph, &manifest_of_other_weights().to_string()).unwrap_err();
+    assert!(matches!(err, Error::Manifest(ref m) if m.contains("holds the weights a (sha256 aaaa...)")), "{err}");
 }

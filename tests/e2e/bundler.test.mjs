@@ -71,8 +71,9 @@ window.runWorkerFrom = async (name) => {
       worker.terminate();
     }
   };
-  return [await run({ modelUrl: '/elsewhere/copy.onnx' }),
-          await run({ modelUrl: '/elsewhere/copy.onnx', manifestUrl: '/elsewhere/other-weights.json' })];
+  // Relative URLs: the page's, not the worker's (which Vite puts in assets/).
+  return [await run({ modelUrl: 'elsewhere/copy.onnx' }),
+          await run({ modelUrl: 'elsewhere/copy.onnx', manifestUrl: 'elsewhere/other-weights.json' })];
 };
 window.appReady = true;
 `;
@@ -94,7 +95,7 @@ before(async () => {
   const manifest = JSON.parse(readFileSync(join(root, 'model/manifest.json'), 'utf8'));
   mkdirSync(join(app, 'public/elsewhere'));
   copyFileSync(join(root, 'model', manifest.model_file), join(app, 'public/elsewhere/copy.onnx'));
-  const otherWeights = { ...manifest.weights, source: 'timm/wide_resnet50_2.racm_in1k', sha256: 'cd'.repeat(32), synthetic: false };
+  const otherWeights = { ...manifest.weights, source: 'file:other.safetensors', sha256: 'cd'.repeat(32), synthetic: false };
   writeFileSync(join(app, 'public/elsewhere/other-weights.json'), JSON.stringify({ ...manifest, weights: otherWeights }));
   run('node', [join(root, 'node_modules/vite/bin/vite.js'), 'build'], { cwd: app });
   dist = join(app, 'dist');
@@ -150,13 +151,22 @@ test('the worker loads with progress, runs requests in order, aborts a queued on
 });
 
 test('the worker loads a model from modelUrl, and refuses a manifestUrl that describes other weights', async () => {
+  const requested = [];
+  const record = (r) => requested.push(new URL(r.url()).pathname);
+  page.context().on('request', record);
   const [copy, mismatched] = await page.evaluate((name) => window.runWorkerFrom(name), pixels[0].name).catch((e) => {
     throw new Error(`${e.message}\n${log.join('\n')}`);
-  });
+  }).finally(() => page.context().off('request', record));
+  const manifest = JSON.parse(readFileSync(join(root, 'model/manifest.json'), 'utf8'));
   assert.equal(copy.error, undefined);
-  assert.deepEqual(copy.info, JSON.parse(readFileSync(join(root, 'model/manifest.json'), 'utf8')));
+  assert.deepEqual(copy.info, manifest);
   assertSameTopK(assert, copy.top, native[0].top, 1e-4, 'modelUrl');
-  assert.match(mismatched.error, /the model holds the weights synthetic .* but the manifest describes timm\/wide_resnet50_2/);
+  assert.ok(mismatched.error.includes(`invalid manifest: the model holds the weights ${manifest.weights.source} (`),
+    mismatched.error);
+  assert.match(mismatched.error, /but the manifest describes file:other\.safetensors/);
+  // Both workers fetched the model from where modelUrl says, relative to the page, and never the bundled one.
+  assert.deepEqual(requested.filter((p) => p.endsWith('.onnx') || p.startsWith('/elsewhere/')).sort(),
+    ['/elsewhere/copy.onnx', '/elsewhere/copy.onnx', '/elsewhere/other-weights.json']);
 });
 
 test('the build inlines no data: URL for the page to fetch (a Content-Security-Policy may forbid them)', () => {
