@@ -12,7 +12,10 @@ export type ImageInput =
   | ImageBitmap
   | VideoFrame
   | Blob
-  | File;
+  | File
+  /** An image file's bytes (JPEG, PNG, WebP, GIF...), decoded as a Blob of them. */
+  | Uint8Array
+  | ArrayBuffer;
 
 /** A loaded model: `await Classifier.load()` or `await Classifier.fromBytes(bytes, manifest)`. */
 export type Classifier = ClassifierOf<ImageInput>;

@@ -1,11 +1,37 @@
 // Turns whatever image a web developer has into RGBA8 pixels: { data, width, height }.
 // Runs on the thread that calls it (DOM sources need the main thread); only the pixels go on to wasm.
+// Image files (a Blob, or their bytes) are decoded by the browser where there is one (createImageBitmap), else by the
+// package's decoder in wasm (Node), which classifier.js sets.
+
+let decodeFile;
+
+/** @internal `decoder(bytes)` resolves with the RGBA8 pixels of an image file's bytes. */
+export function setFileDecoder(decoder) {
+  decodeFile = decoder;
+}
 
 const isRgbaLike = (x) =>
   x != null && typeof x === 'object' && (x.data instanceof Uint8Array || x.data instanceof Uint8ClampedArray) &&
   Number.isInteger(x.width) && Number.isInteger(x.height);
 
 const has = (name) => typeof globalThis[name] === 'function';
+
+/** An image file's bytes: an ArrayBuffer, or a Uint8Array (Node's Buffer is one) that carries no pixel sizes. */
+const isFileBytes = (x) => x instanceof ArrayBuffer || x instanceof Uint8Array;
+
+async function decodeBlob(blob) {
+  let bitmap;
+  try {
+    bitmap = await createImageBitmap(blob, { imageOrientation: 'from-image', premultiplyAlpha: 'none' });
+  } catch (e) {
+    throw new Error(`classify: cannot decode this ${blob.type || 'file'} as an image (${e.message})`);
+  }
+  try {
+    return draw(bitmap, bitmap.width, bitmap.height);
+  } finally {
+    bitmap.close();
+  }
+}
 
 function describe(x) {
   if (x === null) return 'null';
@@ -33,7 +59,8 @@ function draw(source, width, height) {
 
 /**
  * ImageData, {data, width, height} RGBA, HTMLImageElement, HTMLCanvasElement, OffscreenCanvas, HTMLVideoElement
- * (its current frame), ImageBitmap, VideoFrame, Blob or File -> {data, width, height} RGBA8.
+ * (its current frame), ImageBitmap, VideoFrame, Blob, File, or an image file's bytes (Uint8Array, Buffer,
+ * ArrayBuffer: JPEG, PNG, WebP, GIF) -> {data, width, height} RGBA8.
  */
 export async function toRgba(input) {
   if (isRgbaLike(input)) return input;
@@ -53,23 +80,15 @@ export async function toRgba(input) {
   }
   if (has('ImageBitmap') && input instanceof ImageBitmap) return draw(input, input.width, input.height);
   if (has('VideoFrame') && input instanceof VideoFrame) return draw(input, input.displayWidth, input.displayHeight);
-  if (has('Blob') && input instanceof Blob) {
-    if (!has('createImageBitmap')) throw new Error('classify: decoding a Blob needs createImageBitmap (a browser)');
-    let bitmap;
-    try {
-      bitmap = await createImageBitmap(input, { imageOrientation: 'from-image', premultiplyAlpha: 'none' });
-    } catch (e) {
-      throw new Error(`classify: cannot decode this ${input.type || 'blob'} as an image (${e.message})`);
-    }
-    try {
-      return draw(bitmap, bitmap.width, bitmap.height);
-    } finally {
-      bitmap.close();
-    }
+  const blob = has('Blob') && input instanceof Blob;
+  if (blob || isFileBytes(input)) {
+    if (has('createImageBitmap')) return decodeBlob(blob ? input : new Blob([input]));
+    if (!decodeFile) throw new Error('classify: decoding an image file needs createImageBitmap or the package');
+    return decodeFile(new Uint8Array(blob ? await input.arrayBuffer() : input));
   }
   throw new TypeError(
-    `classify: expected ImageData, {data, width, height} RGBA, an image, canvas, video, ImageBitmap, Blob or File; ` +
-    `got ${describe(input)}`);
+    `classify: expected ImageData, {data, width, height} RGBA, an image, canvas, video, ImageBitmap, Blob, File or ` +
+    `an image file's bytes; got ${describe(input)}`);
 }
 
 /** The same, as a real ImageData (browsers only). */

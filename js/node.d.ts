@@ -1,8 +1,11 @@
 export * from './types.js';
 import type { ClassifierLoader, ClassifierOf, ClassifyOptions, Prediction, RgbaImage } from './types.js';
 
-/** In Node, images are RGBA8 pixels (decode them with the library of your choice). */
-export type ImageInput = RgbaImage;
+/**
+ * In Node: RGBA8 pixels, or an image file (JPEG, PNG, WebP, GIF) as bytes (a Buffer is a Uint8Array) or a Blob,
+ * decoded by the package (EXIF orientation applied).
+ */
+export type ImageInput = RgbaImage | Uint8Array | ArrayBuffer | Blob;
 
 /** A loaded model: `await Classifier.load()` or `await Classifier.fromBytes(bytes, manifest)`. */
 export type Classifier = ClassifierOf<ImageInput>;

@@ -5,6 +5,8 @@
 //! [`scores`] (softmax, top-k with [`labels`]).
 
 mod classifier;
+#[cfg(feature = "decode")]
+pub mod decode;
 #[cfg(feature = "manifest")]
 mod embedded;
 mod error;
@@ -32,6 +34,8 @@ mod winograd;
 mod winograd_op;
 
 pub use classifier::Classifier;
+#[cfg(feature = "decode")]
+pub use decode::{DecodedImage, decode_image};
 pub use error::{Error, Result};
 #[doc(hidden)]
 pub use int8_compute::quantize_from_tract_panels;

@@ -27,6 +27,16 @@ pub fn use_threads(n: usize) {
     crate::model::use_threads(n);
 }
 
+/// An image file's bytes (JPEG, PNG, WebP, GIF) as `{ data: Uint8Array (RGBA8), width, height }`, EXIF orientation
+/// applied: for hosts without a browser's decoders (Node).
+#[cfg(feature = "decode")]
+#[wasm_bindgen(js_name = decodeImage)]
+pub fn decode_image(bytes: &[u8]) -> Result<Object, JsError> {
+    let image = crate::decode_image(bytes)?;
+    let data = js_sys::Uint8Array::from(image.rgba.as_slice());
+    object(&[("data", data.into()), ("width", image.width.into()), ("height", image.height.into())])
+}
+
 /// The classifier as the JS glue sees it (the package exports a friendlier `Classifier` on top).
 #[wasm_bindgen]
 pub struct WasmClassifier {
@@ -144,11 +154,20 @@ fn weight_memory(weights: Option<String>) -> Result<WeightMemory, JsError> {
 }
 
 fn prediction_object(p: &Prediction) -> Result<JsValue, JsError> {
+    let fields = [
+        ("index", (p.index as u32).into()),
+        ("label", p.label.into()),
+        ("wnid", p.wnid.into()),
+        ("score", p.score.into()),
+    ];
+    Ok(object(&fields)?.into())
+}
+
+/// A plain JS object with these properties.
+fn object(fields: &[(&str, JsValue)]) -> Result<Object, JsError> {
     let o = Object::new();
-    let set = |k: &str, v: JsValue| Reflect::set(&o, &k.into(), &v).map_err(|_| JsError::new("cannot build result"));
-    set("index", (p.index as u32).into())?;
-    set("label", p.label.into())?;
-    set("wnid", p.wnid.into())?;
-    set("score", p.score.into())?;
-    Ok(o.into())
+    for (key, value) in fields {
+        Reflect::set(&o, &(*key).into(), value).map_err(|_| JsError::new("cannot build result"))?;
+    }
+    Ok(o)
 }

@@ -23,6 +23,7 @@ window.runDirect = async (names) => {
   for (const n of names) out.push(await classify(await pixels(n)));
   const blob = await (await fetch('/' + names[0] + '.png')).blob();
   const fromBlob = await classify(blob);
+  const fromFileBytes = await classify(new Uint8Array(await blob.arrayBuffer()));
   const img = new Image();
   img.src = '/' + names[0] + '.png';
   const fromImg = await classify(img);
@@ -30,7 +31,7 @@ window.runDirect = async (names) => {
   let error;
   try { await c.classify({ data: new Uint8Array(3), width: 1, height: 1 }); } catch (e) { error = e instanceof Error && e.message; }
   const after = await c.classify(await pixels(names[0]));
-  return { out, fromBlob, fromImg, error, after, info: c.info() };
+  return { out, fromBlob, fromFileBytes, fromImg, error, after, info: c.info() };
 };
 
 window.runWorker = async (name) => {
@@ -116,8 +117,9 @@ test('the bundled page classifies like the native CLI (scores within 1e-4)', asy
     throw new Error(`${e.message}\n${log.join('\n')}`);
   });
   r.out.forEach((top, i) => assertSameTopK(assert, top, native[i].top, 1e-4, pixels[i].name));
-  // The browser's own PNG decoder gives the same pixels (PNG is lossless), through a Blob and through an <img>.
+  // The browser's own PNG decoder gives the same pixels (PNG is lossless), through a Blob, the file's bytes and an <img>.
   assertSameTopK(assert, r.fromBlob, native[0].top, 1e-4, 'Blob');
+  assertSameTopK(assert, r.fromFileBytes, native[0].top, 1e-4, 'the file\'s bytes');
   assertSameTopK(assert, r.fromImg, native[0].top, 1e-4, '<img>');
   assert.match(r.error, /RGBA needs/);
   assert.deepEqual(r.after, r.out[0]);
