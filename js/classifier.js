@@ -1,6 +1,6 @@
 // The public API on top of the wasm boundary. Entry points (index.js, node.js) say how the .wasm and the model
 // files beside it are read.
-import { setFileDecoder, toRgba } from './inputs.js';
+import { toRgba } from './inputs.js';
 
 const notSet = (what) => () => Promise.reject(new Error(`wrn-wasm: no ${what} (import the package, not this file)`));
 let loadWasm = notSet('wasm loader');
@@ -38,9 +38,6 @@ function ensureWasm(options) {
   });
   return wasmReady;
 }
-
-// Image files where no browser decodes them (Node): the package's decoder in wasm (the CLI's, EXIF orientation applied).
-setFileDecoder(async (bytes) => (await ensureWasm()).glue.decodeImage(bytes));
 
 // Only the loaders below construct classifiers.
 const internal = Symbol('wrn-wasm internal');

@@ -1,7 +1,7 @@
 // Turns whatever image a web developer has into RGBA8 pixels: { data, width, height }.
 // Runs on the thread that calls it (DOM sources need the main thread); only the pixels go on to wasm.
 // Image files (a Blob, or their bytes) are decoded by the browser where there is one (createImageBitmap), else by the
-// package's decoder in wasm (Node), which classifier.js sets.
+// package's decoder in wasm, which node.js sets.
 
 let decodeFile;
 
@@ -60,7 +60,7 @@ function draw(source, width, height) {
 /**
  * ImageData, {data, width, height} RGBA, HTMLImageElement, HTMLCanvasElement, OffscreenCanvas, HTMLVideoElement
  * (its current frame), ImageBitmap, VideoFrame, Blob, File, or an image file's bytes (Uint8Array, Buffer,
- * ArrayBuffer: JPEG, PNG, WebP, GIF) -> {data, width, height} RGBA8.
+ * ArrayBuffer; in Node JPEG and PNG) -> {data, width, height} RGBA8.
  */
 export async function toRgba(input) {
   if (isRgbaLike(input)) return input;
@@ -82,9 +82,10 @@ export async function toRgba(input) {
   if (has('VideoFrame') && input instanceof VideoFrame) return draw(input, input.displayWidth, input.displayHeight);
   const blob = has('Blob') && input instanceof Blob;
   if (blob || isFileBytes(input)) {
-    if (has('createImageBitmap')) return decodeBlob(blob ? input : new Blob([input]));
-    if (!decodeFile) throw new Error('classify: decoding an image file needs createImageBitmap or the package');
-    return decodeFile(new Uint8Array(blob ? await input.arrayBuffer() : input));
+    const browser = has('createImageBitmap') && (has('OffscreenCanvas') || typeof document !== 'undefined');
+    if (browser) return decodeBlob(blob ? input : new Blob([input]));
+    if (!decodeFile) throw new Error('classify: decoding an image file needs a browser, or Node');
+    return decodeFile(blob || input instanceof ArrayBuffer ? new Uint8Array(blob ? await input.arrayBuffer() : input) : input);
   }
   throw new TypeError(
     `classify: expected ImageData, {data, width, height} RGBA, an image, canvas, video, ImageBitmap, Blob, File or ` +

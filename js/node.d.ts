@@ -2,8 +2,8 @@ export * from './types.js';
 import type { ClassifierLoader, ClassifierOf, ClassifyOptions, Prediction, RgbaImage } from './types.js';
 
 /**
- * In Node: RGBA8 pixels, or an image file (JPEG, PNG, WebP, GIF) as bytes (a Buffer is a Uint8Array) or a Blob,
- * decoded by the package (EXIF orientation applied).
+ * In Node: RGBA8 pixels, or a JPEG or PNG file as bytes (a Buffer is a Uint8Array) or a Blob, decoded by the package
+ * (EXIF orientation applied).
  */
 export type ImageInput = RgbaImage | Uint8Array | ArrayBuffer | Blob;
 

@@ -6,6 +6,7 @@ import { availableParallelism } from 'node:os';
 
 import * as singleThreaded from './wrn_wasm.js';
 import { setModelReader, setWasmLoader } from './classifier.js';
+import { setFileDecoder } from './inputs.js';
 import { MODEL_URL } from './model-files.js';
 
 // Threads by default: every core, up to 8 (one image gains little from more, and each worker costs memory).
@@ -48,6 +49,18 @@ setWasmLoader(async ({ threads = DEFAULT_THREADS } = {}) =>
   { glue: await instantiate(singleThreaded, new URL('./', import.meta.url)), threads: 1 });
 
 setModelReader(() => readFile(MODEL_URL));
+
+// Image files: decoded by the single-threaded build's decoder (JPEG, PNG; the CLI's, EXIF orientation applied), so that
+// decoding picks no thread count; with threads (the default) that is an instance of its own, and a large image's
+// pixels do not grow the memory that holds the model (wasm memory never shrinks).
+let decoder;
+setFileDecoder(async (bytes) => {
+  decoder ??= instantiate(singleThreaded, new URL('./', import.meta.url)).catch((e) => {
+    decoder = undefined;
+    throw e;
+  });
+  return (await decoder).decodeImage(bytes);
+});
 
 export { Classifier, classify } from './classifier.js';
 export { toRgba } from './inputs.js';

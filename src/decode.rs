@@ -1,5 +1,6 @@
 //! Image files -> RGBA8, as a browser shows them: EXIF orientation applied, grayscale and palette expanded to RGB.
-//! The CLI's decoder, and the npm package's where there is no browser to decode (Node).
+//! The CLI's decoder (JPEG, PNG, WebP, GIF), and the npm package's where there is no browser to decode (Node: JPEG and
+//! PNG, the `decode` feature alone).
 
 use std::io::Cursor;
 
@@ -7,9 +8,12 @@ use image::{DynamicImage, ImageDecoder, ImageReader, Limits};
 
 use crate::error::{Error, Result};
 
-/// The largest image decoded: 64 M pixels (a 67 MP photo). Its RGBA8 is 256 MB, next to the decoder's own buffer and,
-/// in wasm, the model (~150 MB) in a memory that never shrinks: larger images are better decoded and scaled first.
+/// The largest image decoded: 64 M pixels (a 67 MP photo), and at most [`MAX_DECODED_BYTES`] as the file stores it
+/// (16-bit channels: half as many pixels). Decoded, turned by its EXIF orientation (a copy) and made RGBA8 (another),
+/// it may take three times that at once, in wasm in a memory that never shrinks: larger images are better decoded and
+/// scaled first.
 pub const MAX_DECODED_PIXELS: u64 = 1 << 26;
+pub const MAX_DECODED_BYTES: u64 = 4 * MAX_DECODED_PIXELS;
 
 /// Decoded pixels, RGBA8, row by row.
 #[derive(Debug)]
@@ -19,18 +23,23 @@ pub struct DecodedImage {
     pub height: u32,
 }
 
-/// Decodes a JPEG, PNG, WebP or GIF (its first frame) file's bytes. Images of more than [`MAX_DECODED_PIXELS`] are
-/// refused before their pixels are allocated (a small file can claim a huge image).
+/// Decodes an image file's bytes (the formats this build has; GIF: its first frame). Images larger than
+/// [`MAX_DECODED_PIXELS`] or [`MAX_DECODED_BYTES`] are refused before their pixels are allocated (a small file can claim
+/// a huge image).
 pub fn decode_image(bytes: &[u8]) -> Result<DecodedImage> {
     let fail = |e: &dyn std::fmt::Display| Error::InvalidImage(format!("cannot decode: {e}"));
     let mut reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| fail(&e))?;
     let mut limits = Limits::default();
-    limits.max_alloc = Some(2 * 4 * MAX_DECODED_PIXELS); // a decoder's buffers as large as two RGBA8 copies
+    limits.max_alloc = Some(MAX_DECODED_BYTES); // a decoder's own buffers
     reader.limits(limits);
     let mut decoder = reader.into_decoder().map_err(|e| fail(&e))?;
     let (width, height) = decoder.dimensions();
-    if u64::from(width) * u64::from(height) > MAX_DECODED_PIXELS {
-        return Err(fail(&format!("the image is {width}x{height}: the limit is {MAX_DECODED_PIXELS} pixels")));
+    if u64::from(width) * u64::from(height) > MAX_DECODED_PIXELS || decoder.total_bytes() > MAX_DECODED_BYTES {
+        return Err(fail(&format!(
+            "the image is {width}x{height} ({} bytes decoded): the limit is {MAX_DECODED_PIXELS} pixels and \
+             {MAX_DECODED_BYTES} bytes",
+            decoder.total_bytes()
+        )));
     }
     let orientation = decoder.orientation().map_err(|e| fail(&e))?;
     let mut image = DynamicImage::from_decoder(decoder).map_err(|e| fail(&e))?;
@@ -84,6 +93,7 @@ mod tests {
         assert_eq!(decode_image(&bytes).unwrap().rgba, [1, 2, 3, 255]);
         bytes[6..10].copy_from_slice(&[0x60, 0xea, 0x60, 0xea]);
         let err = decode_image(&bytes).unwrap_err().to_string();
-        assert!(err.contains("60000x60000: the limit is 67108864 pixels"), "{err}");
+        assert!(err.contains(&format!("60000x60000 (")), "{err}");
+        assert!(err.contains(&format!("the limit is {MAX_DECODED_PIXELS} pixels")), "{err}");
     }
 }

@@ -1,7 +1,8 @@
 //! The WebAssembly boundary: the only module that knows wasm-bindgen, kept thin.
 //!
-//! Only typed arrays, numbers and strings cross it. Every entry point returns `Result<_, JsError>`: a Rust panic would
-//! kill the wasm instance, so no input may reach one, and after an error the same classifier keeps working.
+//! Only typed arrays, numbers, strings and plain objects of them cross it. Every entry point returns
+//! `Result<_, JsError>`: a Rust panic would kill the wasm instance, so no input may reach one, and after an error the
+//! same classifier keeps working.
 //! The package's JS (js/) turns images into RGBA bytes and wraps this in the public `Classifier`.
 
 use js_sys::{Array, Object, Reflect};
@@ -27,7 +28,7 @@ pub fn use_threads(n: usize) {
     crate::model::use_threads(n);
 }
 
-/// An image file's bytes (JPEG, PNG, WebP, GIF) as `{ data: Uint8Array (RGBA8), width, height }`, EXIF orientation
+/// An image file's bytes (JPEG, PNG) as `{ data: Uint8Array (RGBA8), width, height }`, EXIF orientation
 /// applied: for hosts without a browser's decoders (Node).
 #[cfg(feature = "decode")]
 #[wasm_bindgen(js_name = decodeImage)]

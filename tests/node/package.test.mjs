@@ -57,9 +57,15 @@ describe('wrn-wasm in Node', () => {
       const logits = Array.from(c.logits(x));
       // CPU time of each of the process's threads (Linux: utime + stime, in clock ticks), before and after a few
       // inferences: how many threads did a share of the work, whatever else runs on the machine.
-      const cpuTicks = () => new Map(readdirSync('/proc/self/task').map((tid) => {
-        const fields = readFileSync('/proc/self/task/' + tid + '/stat', 'utf8').split(') ')[1].split(' ');
-        return [tid, Number(fields[11]) + Number(fields[12])];
+      const cpuTicks = () => new Map(readdirSync('/proc/self/task').flatMap((tid) => {
+        let stat;
+        try {
+          stat = readFileSync('/proc/self/task/' + tid + '/stat', 'utf8');
+        } catch {
+          return []; // a thread that ended meanwhile
+        }
+        const fields = stat.slice(stat.lastIndexOf(') ') + 2).split(' '); // after the name, which may hold ') '
+        return [[tid, Number(fields[11]) + Number(fields[12])]];
       }));
       const before = cpuTicks();
       for (let i = 0; i < 3; i++) c.logits(x);
@@ -86,8 +92,17 @@ describe('wrn-wasm in Node', () => {
   });
 
   test('image files (Buffer, ArrayBuffer, Blob) are decoded in the package: PNG as Pillow, JPEG and EXIF orientation as the native CLI', async () => {
+    // Decoding before any load picks no thread count (its decoder is the single-threaded build's).
+    writeFileSync(join(app, 'decode-first.mjs'), `
+      import { readFileSync } from 'node:fs';
+      import { Classifier, toRgba } from 'wrn-wasm';
+      const { width } = await toRgba(readFileSync(process.argv[2]));
+      console.log(width, (await Classifier.load({ threads: 1 })).threads);`);
+    const [width, threads] = run('node', ['decode-first.mjs', samples[0]], { cwd: app }).trim().split(' ').map(Number);
+    assert.ok(width > 0);
+    assert.equal(threads, 1, 'the first load still picks the threads');
     // Pixels: a PNG decodes exactly as Pillow decodes it.
-    const png = pixels.find((p) => p.png.endsWith('.png'));
+    const png = pixels.find((p) => p.name === 'chelsea');
     const decoded = await pkg.toRgba(readFileSync(png.png));
     assert.deepEqual([decoded.width, decoded.height], [png.width, png.height]);
     assert.ok(Buffer.from(decoded.data).equals(Buffer.from(png.rgba)), 'the same RGBA bytes as Pillow');
@@ -107,10 +122,17 @@ describe('wrn-wasm in Node', () => {
     const expected = await shared.classify(bytes);
     assert.deepEqual(await shared.classify(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length)), expected);
     assert.deepEqual(await shared.classify(new Blob([bytes])), expected);
-    // A file that is no image, or a PNG cut short: a clear Error, and the classifier keeps working. (A JPEG cut short
-    // decodes, its missing rows grey, as browsers show it.)
-    for (const bad of [Buffer.from('hello'), readFileSync(png.png).subarray(0, 2000), new Uint8Array(0)]) {
-      await assert.rejects(shared.classify(bad), (e) => e instanceof Error && /^invalid image: cannot decode/.test(e.message));
+    assert.deepEqual(await shared.classify(Buffer.concat([Buffer.alloc(7), bytes]).subarray(7)), expected, 'a view');
+    // A file that is no image, a PNG cut short, or a format the package does not decode (WebP, GIF: the CLI does): a
+    // clear Error, and the classifier keeps working. (A JPEG cut short decodes, its missing rows grey, as browsers
+    // show it.)
+    const other = join(dir, 'other');
+    run(python, ['-c', 'import sys; from PIL import Image; im = Image.open(sys.argv[1]); ' +
+      'im.save(sys.argv[2] + ".webp"); im.save(sys.argv[2] + ".gif")', png.png, other]);
+    const bad = [Buffer.from('hello'), readFileSync(png.png).subarray(0, 2000), new Uint8Array(0),
+      readFileSync(`${other}.webp`), readFileSync(`${other}.gif`)];
+    for (const file of bad) {
+      await assert.rejects(shared.classify(file), (e) => e instanceof Error && /^invalid image: cannot decode/.test(e.message));
     }
     assert.deepEqual(await shared.classify(bytes), expected);
   });
