@@ -36,9 +36,12 @@ export class ClassifierWorker {
    * the package's (the manifest must describe the weights the model holds). Relative URLs are the page's.
    */
   constructor({
-    onProgress, worker, wasmUrl, modelUrl, manifestUrl, threads = globalThis.navigator?.hardwareConcurrency ?? 1, weights,
+    onProgress, worker, wasmUrl, modelUrl, manifestUrl, weights,
+    threads = globalThis.navigator?.hardwareConcurrency ?? 1,
   } = {}) {
-    const urls = { wasmUrl: absoluteUrl(wasmUrl), modelUrl: absoluteUrl(modelUrl), manifestUrl: absoluteUrl(manifestUrl) };
+    const urls = {
+      wasmUrl: absoluteUrl(wasmUrl), modelUrl: absoluteUrl(modelUrl), manifestUrl: absoluteUrl(manifestUrl),
+    };
     this.#worker = worker ?? new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
     this.#worker.onmessage = ({ data }) => this.#receive(data);
     this.#worker.onerror = (e) => this.#failAll(new Error(`wrn-wasm worker failed: ${e.message ?? 'unknown error'}`));

@@ -85,7 +85,8 @@ export async function toRgba(input) {
     const browser = has('createImageBitmap') && (has('OffscreenCanvas') || typeof document !== 'undefined');
     if (browser) return decodeBlob(blob ? input : new Blob([input]));
     if (!decodeFile) throw new Error('classify: decoding an image file needs a browser, or Node');
-    return decodeFile(blob || input instanceof ArrayBuffer ? new Uint8Array(blob ? await input.arrayBuffer() : input) : input);
+    if (blob) return decodeFile(new Uint8Array(await input.arrayBuffer()));
+    return decodeFile(input instanceof ArrayBuffer ? new Uint8Array(input) : input);
   }
   throw new TypeError(
     `classify: expected ImageData, {data, width, height} RGBA, an image, canvas, video, ImageBitmap, Blob, File or ` +

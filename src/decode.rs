@@ -24,8 +24,8 @@ pub struct DecodedImage {
 }
 
 /// Decodes an image file's bytes (the formats this build has; GIF: its first frame). Images larger than
-/// [`MAX_DECODED_PIXELS`] or [`MAX_DECODED_BYTES`] are refused before their pixels are allocated (a small file can claim
-/// a huge image).
+/// [`MAX_DECODED_PIXELS`] or [`MAX_DECODED_BYTES`] are refused before their pixels are allocated (a small file can
+/// claim a huge image).
 pub fn decode_image(bytes: &[u8]) -> Result<DecodedImage> {
     let fail = |e: &dyn std::fmt::Display| Error::InvalidImage(format!("cannot decode: {e}"));
     let mut reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| fail(&e))?;
