@@ -44,23 +44,26 @@ async function withThreads(threads) {
   return { glue, threads };
 }
 
+// One instantiation of the single-threaded build, for the classifier and the image decoder alike: wasm-bindgen's glue
+// holds one instance, and two instantiations at once would each replace it under the other's objects.
+let singleThreadedReady;
+function singleThreadedGlue() {
+  singleThreadedReady ??= instantiate(singleThreaded, new URL('./', import.meta.url)).catch((e) => {
+    singleThreadedReady = undefined;
+    throw e;
+  });
+  return singleThreadedReady;
+}
+
 setWasmLoader(async ({ threads = DEFAULT_THREADS } = {}) =>
-  (threads > 1 && (await withThreads(threads))) ||
-  { glue: await instantiate(singleThreaded, new URL('./', import.meta.url)), threads: 1 });
+  (threads > 1 && (await withThreads(threads))) || { glue: await singleThreadedGlue(), threads: 1 });
 
 setModelReader(() => readFile(MODEL_URL));
 
 // Image files: decoded by the single-threaded build's decoder (JPEG, PNG; the CLI's, EXIF orientation applied), so that
 // decoding picks no thread count; with threads (the default) that is an instance of its own, and a large image's
 // pixels do not grow the memory that holds the model (wasm memory never shrinks).
-let decoder;
-setFileDecoder(async (bytes) => {
-  decoder ??= instantiate(singleThreaded, new URL('./', import.meta.url)).catch((e) => {
-    decoder = undefined;
-    throw e;
-  });
-  return (await decoder).decodeImage(bytes);
-});
+setFileDecoder(async (bytes) => (await singleThreadedGlue()).decodeImage(bytes));
 
 export { Classifier, classify } from './classifier.js';
 export { toRgba } from './inputs.js';

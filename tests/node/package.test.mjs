@@ -97,7 +97,10 @@ describe('wrn-wasm in Node', () => {
       import { readFileSync } from 'node:fs';
       import { Classifier, toRgba } from 'wrn-wasm';
       const { width } = await toRgba(readFileSync(process.argv[2]));
-      console.log(width, (await Classifier.load({ threads: 1 })).threads);`);
+      console.log(width, (await Classifier.load({ threads: 1 })).threads);
+      // At once, on one instance: the classifier keeps working.
+      const [pixels, c] = await Promise.all([toRgba(readFileSync(process.argv[2])), Classifier.load({ threads: 1 })]);
+      if ((await c.classify(pixels)).length !== 5) throw new Error('no top-5');`);
     const [width, threads] = run('node', ['decode-first.mjs', samples[0]], { cwd: app }).trim().split(' ').map(Number);
     assert.ok(width > 0);
     assert.equal(threads, 1, 'the first load still picks the threads');
