@@ -48,11 +48,11 @@ export async function importFrom(app) {
   return import(pathToFileURL(resolved).href);
 }
 
-/** Pillow-decoded pixels of the sample photos: [{ name, rgba, width, height, png }]. */
-export function referencePixels() {
+/** Pillow-decoded pixels of image files (by default the sample photos): [{ name, rgba, width, height, png }]. */
+export function referencePixels(files = samples) {
   const out = scratchDir('pixels');
-  run(python, [join(root, 'tests/reference/decode_rgba.py'), out, ...samples]);
-  return samples.map((s) => {
+  run(python, [join(root, 'tests/reference/decode_rgba.py'), out, ...files]);
+  return files.map((s) => {
     const name = s.split('/').pop().replace(/\.\w+$/, '');
     const { width, height } = JSON.parse(readFileSync(join(out, `${name}.json`), 'utf8'));
     return { name, width, height, rgba: new Uint8Array(readFileSync(join(out, `${name}.rgba`))), png: join(out, `${name}.png`) };

@@ -91,7 +91,7 @@ describe('wrn-wasm in Node', () => {
     for (const threads of [0, -1, 1.5, '2']) await assert.rejects(pkg.Classifier.load({ threads }), RangeError, String(threads));
   });
 
-  test('image files (Buffer, ArrayBuffer, Blob) are decoded in the package: PNG as Pillow, JPEG and EXIF orientation as the native CLI', async () => {
+  test('image files (Buffer, ArrayBuffer, Blob) are decoded in the package: PNG as Pillow, JPEG within a few levels of Pillow, EXIF orientation as the native CLI', async () => {
     // Decoding before any load picks no thread count (its decoder is the single-threaded build's).
     writeFileSync(join(app, 'decode-first.mjs'), `
       import { readFileSync } from 'node:fs';
@@ -109,6 +109,28 @@ describe('wrn-wasm in Node', () => {
     const decoded = await pkg.toRgba(readFileSync(png.png));
     assert.deepEqual([decoded.width, decoded.height], [png.width, png.height]);
     assert.ok(Buffer.from(decoded.data).equals(Buffer.from(png.rgba)), 'the same RGBA bytes as Pillow');
+    // JPEG decoders may round differently (IDCT, chroma upsampling), but not by much: baseline, progressive,
+    // grayscale and Adobe CMYK (stored inverted: a decoder that missed it would be off by ~100 a channel) JPEGs
+    // decode within a few levels of Pillow.
+    const jpegs = scratchDir('jpegs');
+    run(python, ['-c', 'import sys; from PIL import Image; im = Image.open(sys.argv[1]).convert("RGB"); ' +
+      'im.save(sys.argv[2] + "/progressive.jpg", quality=90, progressive=True); ' +
+      'im.convert("L").save(sys.argv[2] + "/grayscale.jpg"); im.convert("CMYK").save(sys.argv[2] + "/cmyk.jpg")',
+    samples[2], jpegs]);
+    const jpegFiles = [samples[2], ...['progressive', 'grayscale', 'cmyk'].map((n) => join(jpegs, `${n}.jpg`))];
+    for (const [i, want] of referencePixels(jpegFiles).entries()) {
+      const got = await pkg.toRgba(readFileSync(jpegFiles[i]));
+      assert.deepEqual([got.width, got.height], [want.width, want.height], want.name);
+      let sum = 0;
+      let max = 0;
+      for (let j = 0; j < want.rgba.length; j++) {
+        const diff = Math.abs(got.data[j] - want.rgba[j]);
+        sum += diff;
+        max = Math.max(max, diff);
+      }
+      const mean = sum / want.rgba.length;
+      assert.ok(mean <= 0.25 && max <= 8, `${want.name}: mean difference ${mean}, largest ${max} (levels of 255)`);
+    }
     // Scores: the sample photos (a JPEG among them) and a picture stored rotated with its EXIF orientation, as the CLI.
     const dir = scratchDir('oriented');
     run(python, [join(root, 'tests/reference/make_oriented.py'), samples[0], dir]);
