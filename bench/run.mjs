@@ -84,32 +84,37 @@ const bestInt8 = (where, engine, threads) => results
   .reduce((a, b) => (a && a.median_ms <= b.median_ms ? a : b), null);
 
 /**
- * The goals' paired rounds in one place (`where`), with `run(engine, model, threads, runs)` measuring one engine in a
- * fresh process or page: per round, wrn-wasm on 1 thread against onnxruntime-web's best int8 model of the sweep (the
- * inference ratio) and against onnxruntime-web's session on the same int8 file (the load ratio), then both on every
- * core. Each round alternates which engine goes first.
+ * The goals' paired rounds in one place (`where`). Per round: the inference ratios from duels, `duel(ortModel,
+ * wrnThreads, ortThreads)` running wrn-wasm on the int8 file and onnxruntime-web on `ortModel` in one process or
+ * page, their inferences interleaved (bench/duel_node.mjs says why), wrn-wasm on 1 thread against onnxruntime-web's
+ * best int8 model of the sweep on 1, then both on every core; a round's ratio is the median of its pairs' ratios.
+ * And the load ratio from `run(engine, model, threads, runs)` in fresh processes or pages, wrn-wasm against
+ * onnxruntime-web's session on the same int8 file, which goes first alternating from round to round.
  */
-async function pairedRounds(where, run) {
+async function pairedRounds(where, run, duel) {
   const ours = threadedBuilt ? CORES : 1;
   const best1 = bestInt8(where, 'onnxruntime-web', 1).model;
   const bestN = bestInt8(where, 'onnxruntime-web', CORES).model;
   const rounds = [];
+  const pairRatio = ({ wrn_ms: w, ort_ms: o }) => median(w.map((ms, j) => ms / o[j]));
+  const show = (xs) => xs.map((ms) => ms.toFixed(0)).join(' ');
   for (let i = 0; i < ROUNDS; i++) {
-    const pair = async (a, b) => {
-      if (i % 2 === 0) return [await a(), await b()];
-      const rb = await b();
-      return [await a(), rb];
-    };
-    const [wrn1, ort1] = await pair(() => run('wrn-wasm', 'int8', 1, RUNS), () => run('onnxruntime-web', best1, 1, RUNS));
-    const ortLoad = await run('onnxruntime-web', 'int8', 1, 1);
-    const [wrnN, ortN] = await pair(() => run('wrn-wasm', 'int8', ours, RUNS), () => run('onnxruntime-web', bestN, CORES, RUNS));
-    const round = {
-      inference1: wrn1.median_ms / ort1.median_ms,
-      inferenceN: wrnN.median_ms / ortN.median_ms,
-      load: wrn1.load_ms / ortLoad.load_ms,
-    };
-    console.error(`${where} round ${i + 1}: inference 1t ${wrn1.median_ms.toFixed(0)} / ${ort1.median_ms.toFixed(0)} ms, ` +
-      `${CORES}t ${wrnN.median_ms.toFixed(0)} / ${ortN.median_ms.toFixed(0)} ms, load ${wrn1.load_ms.toFixed(0)} / ${ortLoad.load_ms.toFixed(0)} ms`);
+    const d1 = await duel(best1, 1, 1);
+    const dN = await duel(bestN, ours, CORES);
+    const loadWrn = () => run('wrn-wasm', 'int8', 1, 1);
+    const loadOrt = () => run('onnxruntime-web', 'int8', 1, 1);
+    let wrnLoad, ortLoad;
+    if (i % 2 === 0) {
+      wrnLoad = await loadWrn();
+      ortLoad = await loadOrt();
+    } else {
+      ortLoad = await loadOrt();
+      wrnLoad = await loadWrn();
+    }
+    const round = { inference1: pairRatio(d1), inferenceN: pairRatio(dN), load: wrnLoad.load_ms / ortLoad.load_ms };
+    console.error(`${where} round ${i + 1}: 1t wrn-wasm ${show(d1.wrn_ms)} / onnxruntime-web ${show(d1.ort_ms)} ms (${round.inference1.toFixed(2)}); ` +
+      `${CORES}t ${show(dN.wrn_ms)} / ${show(dN.ort_ms)} ms (${round.inferenceN.toFixed(2)}); ` +
+      `load ${wrnLoad.load_ms.toFixed(0)} / ${ortLoad.load_ms.toFixed(0)} ms (${round.load.toFixed(2)})`);
     rounds.push(round);
   }
   return { best1, bestN, ours, rounds };
@@ -123,7 +128,9 @@ for (const [engine, m, t] of threadedConfigs) {
   const logits = join(out, `node-${engine.replace(' ', '-')}-${m}-${t}.f32`);
   record('node', engine, m, t, nodeRun(engine, m, t, RUNS, logits), logits);
 }
-paired.node = await pairedRounds('node', nodeRun);
+const nodeDuel = (ortModel, wrnThreads, ortThreads) => JSON.parse(sh('node', ['bench/duel_node.mjs',
+  models.int8, String(wrnThreads), models[ortModel], String(ortThreads), input, String(RUNS)]));
+paired.node = await pairedRounds('node', nodeRun, nodeDuel);
 
 const { server, url } = await serve(root);
 const browser = await launch();
@@ -149,7 +156,23 @@ try {
     writeFileSync(logits, Buffer.from(new Float32Array(r.logits).buffer));
     record('chromium', engine, m, t, r, logits);
   }
-  paired.chromium = await pairedRounds('chromium', chromiumRun);
+  const chromiumDuel = async (ortModel, wrnThreads, ortThreads) => {
+    const q = new URLSearchParams({ engine: 'wrn', model: '/' + models.int8.slice(root.length), threads: wrnThreads, runs: 0 });
+    const { context, page, log } = await openPage(browser, `${url}bench/page/?${q}`);
+    try {
+      await page.waitForFunction(() => window.benchReady === true);
+      const ort = { model: '/' + models[ortModel].slice(root.length), threads: ortThreads };
+      const r = await page.evaluate(([x, o, pairs]) => window.duel(x, o, pairs), [Array.from(readF32(input)), ort, RUNS])
+        .catch((e) => {
+          throw new Error(`${e.message}\n${log.join('\n')}`);
+        });
+      if (!r.isolated && Math.max(wrnThreads, ortThreads) > 1) throw new Error('the bench page is not cross-origin isolated: no threads');
+      return r;
+    } finally {
+      await context.close();
+    }
+  };
+  paired.chromium = await pairedRounds('chromium', chromiumRun, chromiumDuel);
 } finally {
   await browser.close();
   server.close();

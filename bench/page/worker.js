@@ -1,5 +1,7 @@
 // One engine on one model file in a module Worker (the same measurements as bench/wasm_node.mjs), driven by
-// bench.js: in {type: 'bench'|'profile', params, input}, out {result} or {error}.
+// bench.js: in {type: 'bench'|'profile'|'open', params, input} or {type: 'time'}, out {result} or {error}.
+// 'bench' and 'profile' answer once; 'open' loads the engine and warms it up, then each 'time' runs one inference
+// (bench.js's duel).
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const bytes = async (url) => new Uint8Array(await (await fetch(url)).arrayBuffer());
 
@@ -52,11 +54,29 @@ function profile({ profile }, runs, x) {
   return Array.from({ length: runs }, () => profile(x));
 }
 
+let opened; // 'open': { engine, x }
+
+async function time() {
+  const t = performance.now();
+  await opened.engine.run(opened.x);
+  return performance.now() - t;
+}
+
 self.onmessage = async ({ data: { type, params, input } }) => {
   try {
+    if (type === 'time') {
+      self.postMessage({ result: await time() });
+      return;
+    }
     const p = { ...params, threads: Number(params.threads), runs: Number(params.runs), weights: params.weights || undefined };
     const engine = await (p.engine === 'wrn' ? wrn(p) : ortweb(p));
     const x = new Float32Array(input);
+    if (type === 'open') {
+      opened = { engine, x };
+      await engine.run(x); // warm-up
+      self.postMessage({ result: { load_ms: engine.loadMs } });
+      return;
+    }
     self.postMessage({ result: type === 'profile' ? profile(engine, p.runs, x) : await bench(engine, p.runs, x) });
   } catch (e) {
     self.postMessage({ error: `${e.message}\n${e.stack}` });
