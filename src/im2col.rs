@@ -71,6 +71,18 @@ impl Im2col {
         self.extent
     }
 
+    /// Where each row k starts, to which a column's offset adds.
+    pub fn k_offsets(&self) -> &[usize] {
+        &self.k_offsets
+    }
+
+    /// Columns `first..` (at most W) as runs of evenly spaced elements, `(to, from, len, step)`: panel columns
+    /// `to..to + len` lie at elements `k_offsets[k] + from + i * step`.
+    pub fn panel_runs<const W: usize>(&self, first: usize) -> TVec<(usize, usize, usize, usize)> {
+        let columns = &self.n_offsets[first.min(self.n())..][..W.min(self.n().saturating_sub(first))];
+        runs(columns).iter().map(|r| (r.to, r.from, r.len, r.step)).collect()
+    }
+
     /// Columns `first..` (at most W) into `out`, K x W, K-major; columns past the matrix's last are zeros. Returns
     /// how many columns there are. Columns whose values lie evenly spaced in the tensor (a row of output pixels, or a
     /// matrix's row) are read as runs.

@@ -14,7 +14,10 @@
 //!   operand wants them (`[16 quads of K][COLS][4]`), then the low bytes the same way. Padding is zero.
 
 use std::sync::LazyLock;
+
 use std::sync::atomic::{AtomicBool, Ordering};
+#[cfg(target_arch = "x86_64")]
+use tract_onnx::prelude::TVec;
 
 use crate::int8_matmul::{
     ColumnRun, activation_qmax, column_max_abs_portable, column_scales, gather_runs, scaled, write_scales,
@@ -134,18 +137,66 @@ pub unsafe fn quantize_activation_runs(
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx512f") {
         // SAFETY: AVX-512F is here; the runs are the caller's, the levels' size is asserted above.
-        unsafe {
-            let mut max_abs = column_max_abs_avx512(runs, k);
-            // Padding columns count as zeros.
-            max_abs[cols..].fill(0.0);
-            let (scales, multipliers) = column_scales(max_abs, k);
-            return split_levels_avx512(write_header(out, &scales), runs, k, &multipliers);
-        }
+        unsafe { return quantize_runs_avx512(out, &TractRows(runs), k, cols) };
     }
     columns.resize(k * COLS, 0.0);
     // SAFETY: the caller's.
     unsafe { gather_runs(runs, k, COLS, columns) };
     quantize_activation_panel_portable(out, columns, k, cols)
+}
+
+/// Columns `to..to + len` of a panel, at elements `from`, `from + step`, ... past where each row starts in a tensor.
+#[derive(Clone, Copy, Debug)]
+pub struct TensorRun {
+    pub to: usize,
+    pub from: usize,
+    pub len: usize,
+    pub step: usize,
+}
+
+/// As [`quantize_activation_panel`], the panel's columns read straight from a tensor: row kk of `runs` starts at
+/// element `k_offsets[kk]` of `values`, as a convolution's patches lie in its input (im2col.rs). With AVX-512 only:
+/// false, and nothing written, without it.
+///
+/// # Safety
+/// Every element read, `k_offsets[kk] + from + i * step` for i < len, is below `values.len()`, which fits an i32.
+pub unsafe fn quantize_activation_tensor_runs(
+    out: &mut [u8],
+    values: &[f32],
+    k_offsets: &[usize],
+    runs: &[TensorRun],
+    cols: usize,
+) -> bool {
+    let k = k_offsets.len();
+    assert!(cols <= COLS && out.len() == activation_panel_bytes(k), "one panel");
+    assert!(i32::try_from(values.len()).is_ok() && runs.iter().all(|r| r.to + r.len <= COLS), "i32 offsets");
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: AVX-512F is here; the runs are the caller's.
+        unsafe {
+            let rows = TensorRows::new(values.as_ptr(), k_offsets, runs);
+            quantize_runs_avx512(out, &rows, k, cols);
+        }
+        return true;
+    }
+    false
+}
+
+/// The AVX-512 quantiser, the panel's rows from `rows`.
+///
+/// # Safety
+/// AVX-512F; the rows' reads are within their panels or tensors; `out` is one panel of k.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn quantize_runs_avx512<P: PanelRows>(out: &mut [u8], rows: &P, k: usize, cols: usize) {
+    // SAFETY: the caller's.
+    unsafe {
+        let mut max_abs = column_max_abs_avx512(rows, k);
+        // Padding columns count as zeros.
+        max_abs[cols..].fill(0.0);
+        let (scales, multipliers) = column_scales(max_abs, k);
+        split_levels_avx512(write_header(out, &scales), rows, k, &multipliers)
+    }
 }
 
 /// As [`quantize_activation_panel`], in plain Rust: the reference for the AVX-512 version.
@@ -171,24 +222,97 @@ fn write_header<'o>(out: &'o mut [u8], scales: &[f32]) -> &'o mut [u8] {
     rest
 }
 
-/// Row kk of a panel made of `runs`, as one vector (zeros where no run is): a masked load per run (masked-off
-/// lanes are not read, so a run's load may start before its panel).
-///
-/// # Safety
-/// AVX-512F; as [`quantize_activation_runs`].
+/// Where the AVX-512 quantiser reads a panel's rows from.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-#[inline]
-unsafe fn row_avx512(runs: &[ColumnRun], kk: usize) -> std::arch::x86_64::__m512 {
-    use std::arch::x86_64::*;
-    let mut row = _mm512_setzero_ps();
-    for run in runs {
-        let mask = (((1u32 << run.len) - 1) << run.to) as __mmask16;
-        let first = run.values.wrapping_add(kk * run.r + run.from).wrapping_sub(run.to);
-        // SAFETY: the lanes in the mask are the run's values of row kk (the caller's).
-        row = unsafe { _mm512_mask_loadu_ps(row, mask, first) };
+trait PanelRows {
+    /// Row kk, as one vector, zeros where no column is.
+    ///
+    /// # Safety
+    /// AVX-512F; kk < k; the reads the source was made for are within their panels or tensors.
+    unsafe fn row(&self, kk: usize) -> std::arch::x86_64::__m512;
+}
+
+/// Runs of tract's panels: row kk of a run `kk * r` past its values.
+#[cfg(target_arch = "x86_64")]
+struct TractRows<'r>(&'r [ColumnRun]);
+
+#[cfg(target_arch = "x86_64")]
+impl PanelRows for TractRows<'_> {
+    /// A masked load per run (masked-off lanes are not read, so a run's load may start before its panel).
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn row(&self, kk: usize) -> std::arch::x86_64::__m512 {
+        use std::arch::x86_64::*;
+        let mut row = _mm512_setzero_ps();
+        for run in self.0 {
+            let mask = (((1u32 << run.len) - 1) << run.to) as __mmask16;
+            let first = run.values.wrapping_add(kk * run.r + run.from).wrapping_sub(run.to);
+            // SAFETY: the lanes in the mask are the run's values of row kk (the caller's).
+            row = unsafe { _mm512_mask_loadu_ps(row, mask, first) };
+        }
+        row
     }
-    row
+}
+
+/// [`TensorRun`]s of a tensor, row kk at element `k_offsets[kk]`; each run's lanes and their offsets from the row's
+/// start made once.
+#[cfg(target_arch = "x86_64")]
+struct TensorRows<'r> {
+    values: *const f32,
+    k_offsets: &'r [usize],
+    /// Per run: its mask, the first element of a masked load (as an offset that may be before the row, masked off) or
+    /// None for a gather, and the gather's offsets.
+    runs: TVec<(std::arch::x86_64::__mmask16, Option<isize>, std::arch::x86_64::__m512i)>,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl<'r> TensorRows<'r> {
+    #[target_feature(enable = "avx512f")]
+    fn new(values: *const f32, k_offsets: &'r [usize], runs: &[TensorRun]) -> TensorRows<'r> {
+        use std::arch::x86_64::*;
+        let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        let runs = runs
+            .iter()
+            .map(|run| {
+                let mask = (((1u32 << run.len) - 1) << run.to) as __mmask16;
+                let contiguous = run.step == 1 || run.len == 1;
+                let load = contiguous.then(|| run.from as isize - run.to as isize);
+                // Lane l reads from + (l - to) * step (masked-off lanes' offsets are not used).
+                let lane = _mm512_sub_epi32(lanes, _mm512_set1_epi32(run.to as i32));
+                let offsets = _mm512_add_epi32(
+                    _mm512_mullo_epi32(lane, _mm512_set1_epi32(run.step as i32)),
+                    _mm512_set1_epi32(run.from as i32),
+                );
+                (mask, load, offsets)
+            })
+            .collect();
+        TensorRows { values, k_offsets, runs }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl PanelRows for TensorRows<'_> {
+    /// A masked load per run of adjacent elements, a masked gather per strided one.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn row(&self, kk: usize) -> std::arch::x86_64::__m512 {
+        use std::arch::x86_64::*;
+        let start = self.k_offsets[kk];
+        let mut row = _mm512_setzero_ps();
+        for &(mask, load, offsets) in &self.runs {
+            // SAFETY: the lanes in the mask are the run's values of row kk, within the tensor (the caller's).
+            row = unsafe {
+                match load {
+                    Some(first) => _mm512_mask_loadu_ps(row, mask, self.values.wrapping_offset(start as isize + first)),
+                    None => {
+                        let offsets = _mm512_add_epi32(offsets, _mm512_set1_epi32(start as i32));
+                        _mm512_mask_i32gather_ps::<4>(row, mask, offsets, self.values)
+                    }
+                }
+            };
+        }
+        row
+    }
 }
 
 /// As int8_matmul's `column_max_abs_portable`: `max(|x|, m)` keeps m when x is NaN.
@@ -197,14 +321,14 @@ unsafe fn row_avx512(runs: &[ColumnRun], kk: usize) -> std::arch::x86_64::__m512
 /// AVX-512F; as [`quantize_activation_runs`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn column_max_abs_avx512(runs: &[ColumnRun], k: usize) -> [f32; COLS] {
+unsafe fn column_max_abs_avx512<P: PanelRows>(rows: &P, k: usize) -> [f32; COLS] {
     use std::arch::x86_64::*;
     let mut max_abs = [0f32; COLS];
     // SAFETY: the caller's.
     unsafe {
         let mut m = _mm512_setzero_ps();
         for kk in 0..k {
-            m = _mm512_max_ps(_mm512_abs_ps(row_avx512(runs, kk)), m);
+            m = _mm512_max_ps(_mm512_abs_ps(rows.row(kk)), m);
         }
         _mm512_storeu_ps(max_abs.as_mut_ptr(), m);
     }
@@ -230,7 +354,7 @@ fn level_at(kk: usize, c: usize) -> usize {
 /// AVX-512F; as [`quantize_activation_runs`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn split_levels_avx512(levels: &mut [u8], runs: &[ColumnRun], k: usize, multipliers: &[f32; COLS]) {
+unsafe fn split_levels_avx512<P: PanelRows>(levels: &mut [u8], rows: &P, k: usize, multipliers: &[f32; COLS]) {
     use std::arch::x86_64::*;
     assert!(levels.len() == padded(k) / K_STEP * ACTIVATION_STEP);
     let qmax = activation_qmax(k);
@@ -241,7 +365,7 @@ unsafe fn split_levels_avx512(levels: &mut [u8], runs: &[ColumnRun], k: usize, m
         for quad in 0..padded(k) / 4 {
             let (mut h, mut l) = (_mm512_setzero_si512(), _mm512_setzero_si512());
             for i in 0..4.min(k.saturating_sub(quad * 4)) {
-                let x = _mm512_mul_ps(row_avx512(runs, quad * 4 + i), multiplier);
+                let x = _mm512_mul_ps(rows.row(quad * 4 + i), multiplier);
                 // Rounded half to even (MXCSR's default), NaN to 0, clamped to +-qmax as the portable version.
                 let ordered = _mm512_cmp_ps_mask::<_CMP_ORD_Q>(x, x);
                 let level = _mm512_maskz_cvtps_epi32(ordered, x);
@@ -277,8 +401,24 @@ pub unsafe fn product_tile(a: *const u8, b: *const u8, k: usize) -> [[f32; COLS]
 /// As [`product_tile`].
 #[cfg(target_arch = "x86_64")]
 pub unsafe fn sums(a: *const u8, b: *const u8, k: usize) -> Tile {
+    // SAFETY: the caller's.
+    let (high, low) = unsafe { split_sums(a, b, k) };
+    std::array::from_fn(|r| std::array::from_fn(|c| high.0[r][c].wrapping_mul(256).wrapping_add(low.0[r][c])))
+}
+
+/// A tile of i32 as AMX stores it fastest: 64-byte aligned.
+#[repr(align(64))]
+struct AlignedTile(Tile);
+
+/// The sums of the high bytes and of the low bytes, apart.
+///
+/// # Safety
+/// As [`product_tile`].
+#[cfg(target_arch = "x86_64")]
+#[inline]
+unsafe fn split_sums(a: *const u8, b: *const u8, k: usize) -> (AlignedTile, AlignedTile) {
     configure_tiles();
-    let (mut high, mut low) = ([[0i32; COLS]; ROWS], [[0i32; COLS]; ROWS]);
+    let (mut high, mut low) = (AlignedTile([[0i32; COLS]; ROWS]), AlignedTile([[0i32; COLS]; ROWS]));
     // SAFETY: the panels hold padded(k) / 64 steps after their headers (the caller's); the tiles are configured as
     // 16 rows of 64 bytes; the stores write 16 rows of 64 bytes into the two tiles.
     unsafe {
@@ -302,12 +442,37 @@ pub unsafe fn sums(a: *const u8, b: *const u8, k: usize) -> Tile {
             steps = inout(reg) padded(k) / K_STEP => _,
             a_stride = in(reg) padded(k),
             row = in(reg) 64usize,
-            high = in(reg) high.as_mut_ptr(),
-            low = in(reg) low.as_mut_ptr(),
+            high = in(reg) high.0.as_mut_ptr(),
+            low = in(reg) low.0.as_mut_ptr(),
             options(nostack),
         );
     }
-    std::array::from_fn(|r| std::array::from_fn(|c| high[r][c].wrapping_mul(256).wrapping_add(low[r][c])))
+    (high, low)
+}
+
+/// The tile's sums scaled as [`product_tile`] scales them (the same f32 values), a row a vector: for int8_amx_tile,
+/// which keeps them in registers.
+///
+/// # Safety
+/// As [`product_tile`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+pub unsafe fn scaled_rows(a: *const u8, b: *const u8, k: usize) -> [std::arch::x86_64::__m512; ROWS] {
+    use std::arch::x86_64::*;
+    // SAFETY: the caller's; both panels start with their scales (16 f32 each).
+    unsafe {
+        let (high, low) = split_sums(a, b, k);
+        let column_scales = _mm512_loadu_ps(b as *const f32);
+        let mut rows = [_mm512_setzero_ps(); ROWS];
+        for (r, row) in rows.iter_mut().enumerate() {
+            let high = _mm512_load_si512(high.0[r].as_ptr() as *const _);
+            let low = _mm512_load_si512(low.0[r].as_ptr() as *const _);
+            let sums = _mm512_add_epi32(_mm512_slli_epi32::<8>(high), low);
+            let scales = _mm512_mul_ps(_mm512_set1_ps((a as *const f32).add(r).read_unaligned()), column_scales);
+            *row = _mm512_mul_ps(_mm512_cvtepi32_ps(sums), scales);
+        }
+        rows
+    }
 }
 
 #[cfg(not(target_arch = "x86_64"))]
@@ -425,6 +590,38 @@ mod tests {
             // SAFETY: as above.
             unsafe { quantize_activation_runs(&mut out, &runs, k, cols, &mut Vec::new()) };
             assert_eq!(out, expected, "{cols} columns");
+        }
+    }
+
+    /// A panel read straight from a tensor (rows at scattered offsets; runs of adjacent and of strided values, one
+    /// starting at its row's first element): the panel quantised from the same values gathered first.
+    #[test]
+    fn panels_from_tensor_runs_are_the_gathered_ones() {
+        let tensor: Vec<f32> = (0..5000).map(|i| (i as f32 * 0.23).sin() * (1 + i % 11) as f32).collect();
+        let k_offsets: Vec<usize> = (0..150).map(|kk| (kk * 29) % 4000).collect();
+        let runs = [
+            TensorRun { to: 0, from: 0, len: 5, step: 1 },
+            TensorRun { to: 5, from: 300, len: 7, step: 2 },
+            TensorRun { to: 12, from: 700, len: 1, step: 1 },
+        ];
+        let cols = 13;
+        let mut gathered = vec![0f32; k_offsets.len() * COLS];
+        for (kk, &start) in k_offsets.iter().enumerate() {
+            for run in &runs {
+                for i in 0..run.len {
+                    gathered[kk * COLS + run.to + i] = tensor[start + run.from + i * run.step];
+                }
+            }
+        }
+        let k = k_offsets.len();
+        let mut expected = vec![0u8; activation_panel_bytes(k)];
+        quantize_activation_panel_portable(&mut expected, &gathered, k, cols);
+        let mut out = vec![0u8; activation_panel_bytes(k)];
+        // SAFETY: every element read is within the tensor.
+        if unsafe { quantize_activation_tensor_runs(&mut out, &tensor, &k_offsets, &runs, cols) } {
+            assert_eq!(out, expected);
+        } else {
+            eprintln!("no AVX-512 on this machine: tensor runs are not read directly here");
         }
     }
 

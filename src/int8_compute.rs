@@ -513,11 +513,29 @@ fn run_amx_kernel(specs: &[FusedKerSpec<f32>]) -> isize {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn run_amx_tile(specs: &[FusedKerSpec<f32>]) -> isize {
+    // SAFETY: the caller's: AVX-512F and AMX are here, the specs are tract's for one tile of this kernel.
+    if let Some(done) = unsafe { crate::int8_amx_tile::run(specs) } {
+        return done;
+    }
     run_tile::<ROWS, COLS>(specs, &|k, pa, pb, packing| match packing {
         // SAFETY: whole weight and activation panels of PairPanels for this k (64-byte aligned), on a machine with
         // AMX (int8_plan chose this kernel only then).
         0 | 2 => Some(unsafe { int8_amx::product_tile(pa, pb, k) }),
         // SAFETY: as above, activations then weights: the product is the tile's transpose, as run_tile holds it.
+        1 => Some(unsafe { int8_amx::product_tile(pb, pa, k) }),
+        _ => None,
+    })
+}
+
+/// The AMX kernel's tile by the interpreter alone (int8_amx_tile's reference).
+///
+/// # Safety
+/// As [`run_amx_tile`].
+#[cfg(all(test, target_arch = "x86_64"))]
+pub(crate) unsafe fn interpret_amx_tile(specs: &[FusedKerSpec<f32>]) -> isize {
+    run_tile::<ROWS, COLS>(specs, &|k, pa, pb, packing| match packing {
+        // SAFETY: the caller's.
+        0 | 2 => Some(unsafe { int8_amx::product_tile(pa, pb, k) }),
         1 => Some(unsafe { int8_amx::product_tile(pb, pa, k) }),
         _ => None,
     })
@@ -1112,7 +1130,8 @@ impl TypedOp for QuantizeActivations {
 
 /// Pair panels quantised straight from the tensor that tract's im2col or packer would make f32 panels from, which then
 /// are neither written nor read, and the packer does not run: each panel's columns gathered into a scratch of the
-/// panel's width, then quantised as [`QuantizeActivations`] does (the same panels, so the same logits bit for bit).
+/// panel's width (or, for AMX on AVX-512, read where they lie), then quantised as [`QuantizeActivations`] does (the
+/// same panels, so the same logits bit for bit).
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
 struct QuantizeGathered {
     im2col: Arc<Im2col>,
@@ -1126,6 +1145,24 @@ impl QuantizeGathered {
         ensure!(self.format.r() == W, "{} columns a panel", self.format.r());
         let (k, n) = (self.im2col.k(), self.im2col.n());
         PairPanels::new(self.format, n, k, Vec::new, |columns, j, out| {
+            // AMX's quantiser (on AVX-512) reads a panel's rows where they lie, with masked loads and gathers,
+            // unless they are one run of adjacent values: then a copy into the scratch panel first is faster
+            // (natively, WRN-50-2's layer 1: its rows' reads are scattered over the channels, twice).
+            if self.format == PairFormat::AmxActivations {
+                let runs = self.im2col.panel_runs::<W>(j * W);
+                let one_copy = matches!(runs[..], [(0, _, len, 1)] if len == W);
+                if !one_copy && !runs.is_empty() {
+                    let cols = runs.iter().map(|&(_, _, len, _)| len).sum();
+                    let runs: TVec<_> =
+                        runs.iter().map(|&(to, from, len, step)| int8_amx::TensorRun { to, from, len, step }).collect();
+                    // SAFETY: every element a run reads is below the im2col's extent, which `values` holds (eval).
+                    if unsafe {
+                        int8_amx::quantize_activation_tensor_runs(out, values, self.im2col.k_offsets(), &runs, cols)
+                    } {
+                        return Ok(());
+                    }
+                }
+            }
             columns.resize(k * W, 0.0);
             let cols = self.im2col.panel::<W>(values, j * W, columns);
             self.format.quantize(out, columns, k, cols);

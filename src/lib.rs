@@ -13,6 +13,8 @@ mod error;
 mod fold_weights;
 mod im2col;
 pub mod int8_amx;
+#[cfg(target_arch = "x86_64")]
+mod int8_amx_tile;
 mod int8_compute;
 pub mod int8_matmul;
 mod int8_panels;

@@ -1,0 +1,259 @@
+//! The AMX kernel's tile held in sixteen AVX-512 registers while tract's fused ops run on it (natively, x86_64).
+//!
+//! int8_compute's general interpreter holds a tile as an array and runs each op a value at a time through a closure;
+//! natively on AMX that epilogue took a fifth of an inference, as much as half the tile multiplies (perf, 40
+//! inferences). Here each of the tile's 16 rows is one `__m512`, each op one instruction a row, and the scaled sums
+//! come straight from AMX's two tiles. The same ops in the same order on the same f32 values (no contraction into
+//! FMAs; `min`/`max` with the interpreter's NaN rules), so the same logits bit for bit.
+//!
+//! A held row is one of the AMX product's rows: a row of tract's tile (weights as tract's A, packings 0 and 2), or a
+//! column of it (weights as B, packing 1: the tile is then held transposed, as the interpreter holds it). Ops this
+//! version does not know, and stores whose held rows are not contiguous (tract's scratch tiles at the output's
+//! edges), go to the interpreter: [`run`] declines them before touching anything.
+
+use std::arch::x86_64::*;
+
+use tract_linalg::mmm::{FusedKerSpec, OutputStoreKer};
+
+use crate::int8_amx::{self, ROWS};
+
+/// Runs one tile's `specs`; None (and nothing done) if one of them is not for this version.
+///
+/// # Safety
+/// AVX-512F and AMX are here (the AMX kernel runs only then); the specs are tract's for one ROWS x COLS tile of the
+/// AMX kernel (whole panels for their K, stores covering the tile).
+#[target_feature(enable = "avx512f")]
+pub unsafe fn run(specs: &[FusedKerSpec<f32>]) -> Option<isize> {
+    let transposed = specs.iter().any(|s| matches!(s, FusedKerSpec::AddMatMul { packing: 1, .. }));
+    if !specs.iter().all(|spec| held_here(spec, transposed)) {
+        return None;
+    }
+    // Tract's per-row values vary along the held rows, and per-column ones along the lanes; transposed, the
+    // other way round.
+    let (rows_along_held, columns_along_held) = (!transposed, transposed);
+    let mut held = [_mm512_setzero_ps(); ROWS];
+    // SAFETY (loads and stores): tract's pointers to a tile's row and column values and its stores covering the
+    // tile (the caller's); a held row of a store is contiguous (held_here).
+    unsafe {
+        for spec in specs {
+            match *spec {
+                FusedKerSpec::Done => break,
+                FusedKerSpec::Clear => held = [_mm512_setzero_ps(); ROWS],
+                FusedKerSpec::ScalarMin(s) => each!(held, v => _mm512_min_ps(_mm512_set1_ps(s), v)),
+                FusedKerSpec::ScalarMax(s) => each!(held, v => _mm512_max_ps(_mm512_set1_ps(s), v)),
+                FusedKerSpec::ScalarAdd(s) => each!(held, v => _mm512_add_ps(v, _mm512_set1_ps(s))),
+                FusedKerSpec::ScalarMul(s) => each!(held, v => _mm512_mul_ps(v, _mm512_set1_ps(s))),
+                FusedKerSpec::ScalarSub(s) => each!(held, v => _mm512_sub_ps(_mm512_set1_ps(s), v)),
+                FusedKerSpec::ScalarSubF(s) => each!(held, v => _mm512_sub_ps(v, _mm512_set1_ps(s))),
+                FusedKerSpec::PerRowMin(p) => each!(held, h, v => _mm512_min_ps(operand(p, rows_along_held, h), v)),
+                FusedKerSpec::PerRowMax(p) => each!(held, h, v => _mm512_max_ps(operand(p, rows_along_held, h), v)),
+                FusedKerSpec::PerRowAdd(p) => each!(held, h, v => _mm512_add_ps(v, operand(p, rows_along_held, h))),
+                FusedKerSpec::PerRowMul(p) => each!(held, h, v => _mm512_mul_ps(v, operand(p, rows_along_held, h))),
+                FusedKerSpec::PerRowSub(p) => each!(held, h, v => _mm512_sub_ps(operand(p, rows_along_held, h), v)),
+                FusedKerSpec::PerRowSubF(p) => each!(held, h, v => _mm512_sub_ps(v, operand(p, rows_along_held, h))),
+                FusedKerSpec::PerColMin(p) => each!(held, h, v => _mm512_min_ps(operand(p, columns_along_held, h), v)),
+                FusedKerSpec::PerColMax(p) => each!(held, h, v => _mm512_max_ps(operand(p, columns_along_held, h), v)),
+                FusedKerSpec::PerColAdd(p) => each!(held, h, v => _mm512_add_ps(v, operand(p, columns_along_held, h))),
+                FusedKerSpec::PerColMul(p) => each!(held, h, v => _mm512_mul_ps(v, operand(p, columns_along_held, h))),
+                FusedKerSpec::PerColSub(p) => each!(held, h, v => _mm512_sub_ps(operand(p, columns_along_held, h), v)),
+                FusedKerSpec::PerColSubF(p) => {
+                    each!(held, h, v => _mm512_sub_ps(v, operand(p, columns_along_held, h)))
+                }
+                FusedKerSpec::AddUnicast(store) => {
+                    each!(held, h, v => _mm512_add_ps(v, _mm512_loadu_ps(held_row(&store, transposed, h))))
+                }
+                FusedKerSpec::Store(store) => {
+                    for (h, &v) in held.iter().enumerate() {
+                        _mm512_storeu_ps(held_row(&store, transposed, h), v);
+                    }
+                }
+                FusedKerSpec::AddMatMul { k, pa, pb, .. } => {
+                    // The weight panel first: tract's A, or its B when transposed.
+                    let (weights, activations) = if transposed { (pb, pa) } else { (pa, pb) };
+                    let product = int8_amx::scaled_rows(weights as _, activations as _, k);
+                    each!(held, h, v => _mm512_add_ps(v, product[h]));
+                }
+                _ => unreachable!("declined by held_here"),
+            }
+        }
+    }
+    Some(0)
+}
+
+/// `held[h] = expr` for each held row, with `v` its value (and `h` its index): unrolled, so the rows stay in
+/// registers.
+macro_rules! each {
+    ($held:ident, $v:ident => $e:expr) => {
+        each!($held, _h, $v => $e)
+    };
+    ($held:ident, $h:ident, $v:ident => $e:expr) => {
+        for $h in 0..ROWS {
+            let $v = $held[$h];
+            $held[$h] = $e;
+        }
+    };
+}
+use each;
+
+/// Whether `spec` runs here: the ops above, each AddMatMul's packing matching how the tile is held, and stores of
+/// f32 whose held rows are contiguous.
+fn held_here(spec: &FusedKerSpec<f32>, transposed: bool) -> bool {
+    use FusedKerSpec::*;
+    match spec {
+        Done | Clear | ScalarMin(_) | ScalarMax(_) | ScalarAdd(_) | ScalarMul(_) | ScalarSub(_) | ScalarSubF(_) => true,
+        PerRowMin(_) | PerRowMax(_) | PerRowAdd(_) | PerRowMul(_) | PerRowSub(_) | PerRowSubF(_) => true,
+        PerColMin(_) | PerColMax(_) | PerColAdd(_) | PerColMul(_) | PerColSub(_) | PerColSubF(_) => true,
+        AddMatMul { packing, .. } => (*packing == 1) == transposed && *packing <= 2,
+        AddUnicast(store) | Store(store) => {
+            store.item_size == 4 && (if transposed { store.row_byte_stride } else { store.col_byte_stride }) == 4
+        }
+        _ => false,
+    }
+}
+
+/// Held row `h` of a per-row or per-column operand: its value h broadcast if the values vary along the held rows,
+/// else its 16 values as lanes.
+///
+/// # Safety
+/// AVX-512F; `p` points at ROWS (= COLS) values.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn operand(p: *const f32, along_held_rows: bool, h: usize) -> __m512 {
+    // SAFETY: the caller's.
+    unsafe { if along_held_rows { _mm512_set1_ps(*p.add(h)) } else { _mm512_loadu_ps(p) } }
+}
+
+/// Where held row `h` of the tile lies in a store (contiguous: held_here).
+fn held_row(store: &OutputStoreKer, transposed: bool, h: usize) -> *mut f32 {
+    let stride = if transposed { store.col_byte_stride } else { store.row_byte_stride };
+    store.ptr.wrapping_offset(h as isize * stride) as *mut f32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::int8_amx::{
+        COLS, activation_panel_bytes, pack_weight_panel, quantize_activation_panel, weight_panel_bytes,
+    };
+    use crate::int8_compute::interpret_amx_tile;
+
+    /// Deterministic values with a NaN, infinities, zeros of both signs and ties.
+    fn values(n: usize, seed: usize) -> Vec<f32> {
+        let mut v: Vec<f32> = (0..n).map(|i| ((i * 7 + seed * 13) as f32 * 0.61).sin() * 9.0).collect();
+        let specials = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -0.0, 0.0, 0.5, -2.5];
+        for (i, s) in specials.iter().enumerate() {
+            v[(i * 37 + seed) % n] = *s;
+        }
+        v
+    }
+
+    /// Every op this version holds, in one list: the tile stored, and tract's tile as the interpreter leaves it.
+    fn ops(rows: &[f32], cols: &[f32], unicast: OutputStoreKer, out: OutputStoreKer) -> Vec<FusedKerSpec<f32>> {
+        use FusedKerSpec::*;
+        let (r, c) = (rows.as_ptr(), cols.as_ptr());
+        vec![
+            AddUnicast(unicast),
+            ScalarMul(1.5),
+            PerRowAdd(r),
+            PerColMul(c),
+            ScalarSub(0.25),
+            PerRowSubF(r),
+            PerColSub(c),
+            ScalarSubF(-3.0),
+            PerRowMul(c),
+            PerColAdd(r),
+            PerRowSub(c),
+            PerColSubF(r),
+            ScalarAdd(2.0),
+            PerRowMax(r),
+            PerColMin(c),
+            ScalarMax(-4.0),
+            PerRowMin(c),
+            PerColMax(r),
+            ScalarMin(6.0),
+            AddUnicast(unicast),
+            Store(out),
+            Done,
+        ]
+    }
+
+    /// A store of a ROWS x COLS tile held in `buffer`, rows `row` floats apart and columns `col`.
+    fn store(buffer: &mut [f32], row: usize, col: usize) -> OutputStoreKer {
+        OutputStoreKer {
+            ptr: buffer.as_mut_ptr() as _,
+            row_byte_stride: 4 * row as isize,
+            col_byte_stride: 4 * col as isize,
+            item_size: 4,
+        }
+    }
+
+    /// A 64-byte aligned buffer, as tract's panels are.
+    fn aligned(len: usize) -> Vec<[u8; 64]> {
+        vec![[0; 64]; len.div_ceil(64)]
+    }
+
+    #[test]
+    fn ops_in_registers_are_the_interpreters_bit_for_bit() {
+        if !std::arch::is_x86_feature_detected!("avx512f") {
+            eprintln!("no AVX-512 on this machine: the AMX kernel never runs here");
+            return;
+        }
+        let (rows, cols) = (values(ROWS, 1), values(COLS, 2));
+        // Tract's tile (r, c) at unicast[r * 20 + c]: rows contiguous, as a matmul's output is.
+        let mut unicast = values(ROWS * 20, 3);
+        let (mut ours, mut reference) = (vec![0f32; ROWS * 20], vec![0f32; ROWS * 20]);
+        let mut specs = vec![FusedKerSpec::Clear];
+        specs.extend(ops(&rows, &cols, store(&mut unicast, 20, 1), store(&mut ours, 20, 1)));
+        // SAFETY: AVX-512F is here; the pointers cover the tile. No AddMatMul: AMX is not used.
+        assert_eq!(unsafe { run(&specs) }, Some(0));
+        *specs.iter_mut().rev().nth(1).unwrap() = FusedKerSpec::Store(store(&mut reference, 20, 1));
+        // SAFETY: as above.
+        assert_eq!(unsafe { interpret_amx_tile(&specs) }, 0);
+        assert!(ours.iter().any(|v| v.is_nan()) && ours.iter().any(|v| v.is_finite() && *v != 0.0));
+        assert_eq!(
+            ours.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            reference.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        );
+
+        // A store whose held rows are not contiguous (a scratch tile at the output's edge): left to the interpreter.
+        let edge = [FusedKerSpec::Clear, FusedKerSpec::Store(store(&mut ours, 1, ROWS)), FusedKerSpec::Done];
+        // SAFETY: as above.
+        assert_eq!(unsafe { run(&edge) }, None);
+
+        if !int8_amx::available() {
+            eprintln!("no AMX on this machine: the tile's products are checked by tests/int8_amx.rs elsewhere");
+            return;
+        }
+        // The products: weights as tract's A (packing 0), then as its B (1: the tile held transposed).
+        let k = 300;
+        let q: Vec<i8> = (0..ROWS * k).map(|i| (i * 31 % 255) as i8).collect();
+        let weight_rows: Vec<&[i8]> = q.chunks(k).collect();
+        let mut w = aligned(weight_panel_bytes(k));
+        pack_weight_panel(
+            &mut w.as_flattened_mut()[..weight_panel_bytes(k)],
+            k,
+            &values(ROWS, 4).iter().map(|v| v.abs() + 0.1).collect::<Vec<_>>(),
+            &weight_rows,
+        );
+        let mut x = aligned(activation_panel_bytes(k));
+        quantize_activation_panel(
+            &mut x.as_flattened_mut()[..activation_panel_bytes(k)],
+            &values(k * COLS, 5),
+            k,
+            COLS,
+        );
+        let (w, x) = (w.as_ptr() as *const u8, x.as_ptr() as *const u8);
+        for (packing, pa, pb, row, col) in [(0, w, x, 20, 1), (1, x, w, 1, 20)] {
+            let (mut ours, mut reference) = (vec![0f32; ROWS * 20], vec![0f32; ROWS * 20]);
+            let mut specs = vec![FusedKerSpec::Clear, FusedKerSpec::AddMatMul { k, pa, pb, packing }];
+            specs.extend(ops(&rows, &cols, store(&mut unicast, row, col), store(&mut ours, row, col)));
+            // SAFETY: AVX-512F and AMX are here; whole aligned panels of k; the stores cover the tile.
+            assert_eq!(unsafe { run(&specs) }, Some(0));
+            *specs.iter_mut().rev().nth(1).unwrap() = FusedKerSpec::Store(store(&mut reference, row, col));
+            // SAFETY: as above.
+            assert_eq!(unsafe { interpret_amx_tile(&specs) }, 0);
+            let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&ours), bits(&reference), "packing {packing}");
+        }
+    }
+}
