@@ -76,11 +76,10 @@ impl Im2col {
         &self.k_offsets
     }
 
-    /// Columns `first..` (at most W) as runs of evenly spaced elements, `(to, from, len, step)`: panel columns
-    /// `to..to + len` lie at elements `k_offsets[k] + from + i * step`.
-    pub fn panel_runs<const W: usize>(&self, first: usize) -> TVec<(usize, usize, usize, usize)> {
-        let columns = &self.n_offsets[first.min(self.n())..][..W.min(self.n().saturating_sub(first))];
-        runs(columns).iter().map(|r| (r.to, r.from, r.len, r.step)).collect()
+    /// Columns `first..` (at most W) as runs of evenly spaced elements: row k of a run starts at element
+    /// `k_offsets[k] + from`.
+    pub fn panel_runs<const W: usize>(&self, first: usize) -> TVec<Run> {
+        runs(&self.n_offsets[first.min(self.n())..][..W.min(self.n().saturating_sub(first))])
     }
 
     /// Columns `first..` (at most W) into `out`, K x W, K-major; columns past the matrix's last are zeros. Returns
@@ -88,8 +87,8 @@ impl Im2col {
     /// matrix's row) are read as runs.
     pub fn panel<const W: usize>(&self, values: &[f32], first: usize, out: &mut [f32]) -> usize {
         assert!(values.len() >= self.extent && out.len() >= self.k() * W, "a tensor this matrix fits, K x W out");
-        let columns = &self.n_offsets[first.min(self.n())..][..W.min(self.n().saturating_sub(first))];
-        let runs = runs(columns);
+        let runs = self.panel_runs::<W>(first);
+        let columns = runs.iter().map(|r| r.len).sum();
         let rows = out.chunks_exact_mut(W).zip(&self.k_offsets);
         match runs[..] {
             // The common case: the panel's values side by side in each row, copied as one array.
@@ -113,17 +112,17 @@ impl Im2col {
                 }
             }
         }
-        columns.len()
+        columns
     }
 }
 
-/// Columns `to..to + len` of a panel, at elements `from`, `from + step`, ... of the tensor.
+/// Columns `to..to + len` of a panel, at elements `from`, `from + step`, ... past where each row starts in the tensor.
 #[derive(Clone, Copy, Debug)]
-struct Run {
-    to: usize,
-    from: usize,
-    len: usize,
-    step: usize,
+pub struct Run {
+    pub to: usize,
+    pub from: usize,
+    pub len: usize,
+    pub step: usize,
 }
 
 /// The columns at `offsets` as runs of evenly spaced elements.

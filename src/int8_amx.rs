@@ -14,11 +14,11 @@
 //!   operand wants them (`[16 quads of K][COLS][4]`), then the low bytes the same way. Padding is zero.
 
 use std::sync::LazyLock;
-
 use std::sync::atomic::{AtomicBool, Ordering};
 #[cfg(target_arch = "x86_64")]
 use tract_onnx::prelude::TVec;
 
+use crate::im2col::Run;
 use crate::int8_matmul::{
     ColumnRun, activation_qmax, column_max_abs_portable, column_scales, gather_runs, scaled, write_scales,
 };
@@ -145,26 +145,17 @@ pub unsafe fn quantize_activation_runs(
     quantize_activation_panel_portable(out, columns, k, cols)
 }
 
-/// Columns `to..to + len` of a panel, at elements `from`, `from + step`, ... past where each row starts in a tensor.
-#[derive(Clone, Copy, Debug)]
-pub struct TensorRun {
-    pub to: usize,
-    pub from: usize,
-    pub len: usize,
-    pub step: usize,
-}
-
 /// As [`quantize_activation_panel`], the panel's columns read straight from a tensor: row kk of `runs` starts at
 /// element `k_offsets[kk]` of `values`, as a convolution's patches lie in its input (im2col.rs). With AVX-512 only:
 /// false, and nothing written, without it.
 ///
 /// # Safety
 /// Every element read, `k_offsets[kk] + from + i * step` for i < len, is below `values.len()`, which fits an i32.
-pub unsafe fn quantize_activation_tensor_runs(
+pub(crate) unsafe fn quantize_activation_tensor_runs(
     out: &mut [u8],
     values: &[f32],
     k_offsets: &[usize],
-    runs: &[TensorRun],
+    runs: &[Run],
     cols: usize,
 ) -> bool {
     let k = k_offsets.len();
@@ -254,7 +245,7 @@ impl PanelRows for TractRows<'_> {
     }
 }
 
-/// [`TensorRun`]s of a tensor, row kk at element `k_offsets[kk]`; each run's lanes and their offsets from the row's
+/// Runs of a tensor (im2col's), row kk at element `k_offsets[kk]`; each run's lanes and their offsets from the row's
 /// start made once.
 #[cfg(target_arch = "x86_64")]
 struct TensorRows<'r> {
@@ -268,7 +259,7 @@ struct TensorRows<'r> {
 #[cfg(target_arch = "x86_64")]
 impl<'r> TensorRows<'r> {
     #[target_feature(enable = "avx512f")]
-    fn new(values: *const f32, k_offsets: &'r [usize], runs: &[TensorRun]) -> TensorRows<'r> {
+    fn new(values: *const f32, k_offsets: &'r [usize], runs: &[Run]) -> TensorRows<'r> {
         use std::arch::x86_64::*;
         let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
         let runs = runs
@@ -600,9 +591,9 @@ mod tests {
         let tensor: Vec<f32> = (0..5000).map(|i| (i as f32 * 0.23).sin() * (1 + i % 11) as f32).collect();
         let k_offsets: Vec<usize> = (0..150).map(|kk| (kk * 29) % 4000).collect();
         let runs = [
-            TensorRun { to: 0, from: 0, len: 5, step: 1 },
-            TensorRun { to: 5, from: 300, len: 7, step: 2 },
-            TensorRun { to: 12, from: 700, len: 1, step: 1 },
+            Run { to: 0, from: 0, len: 5, step: 1 },
+            Run { to: 5, from: 300, len: 7, step: 2 },
+            Run { to: 12, from: 700, len: 1, step: 1 },
         ];
         let cols = 13;
         let mut gathered = vec![0f32; k_offsets.len() * COLS];

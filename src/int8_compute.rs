@@ -43,7 +43,7 @@ use tract_onnx::tract_core::ops::matmul::ModePicker;
 use tract_onnx::tract_core::ops::matmul::optimized::{MatMulOperand, OptMatMul, ProtoFusedSpec};
 use tract_onnx::tract_core::ops::matmul::pack::DynPackedExoticFact;
 
-use crate::im2col::Im2col;
+use crate::im2col::{self, Im2col};
 use crate::int8_amx::{self, COLS, ROWS};
 use crate::int8_matmul::{
     ColumnRun, MR, NR, activation_panel_bytes, gather_runs, pack_weight_panel_rows, product_tile, product_tile_widened,
@@ -1150,11 +1150,9 @@ impl QuantizeGathered {
             // (natively, WRN-50-2's layer 1: its rows' reads are scattered over the channels, twice).
             if self.format == PairFormat::AmxActivations {
                 let runs = self.im2col.panel_runs::<W>(j * W);
-                let one_copy = matches!(runs[..], [(0, _, len, 1)] if len == W);
+                let one_copy = matches!(runs[..], [im2col::Run { to: 0, len, step: 1, .. }] if len == W);
                 if !one_copy && !runs.is_empty() {
-                    let cols = runs.iter().map(|&(_, _, len, _)| len).sum();
-                    let runs: TVec<_> =
-                        runs.iter().map(|&(to, from, len, step)| int8_amx::TensorRun { to, from, len, step }).collect();
+                    let cols = runs.iter().map(|r| r.len).sum();
                     // SAFETY: every element a run reads is below the im2col's extent, which `values` holds (eval).
                     if unsafe {
                         int8_amx::quantize_activation_tensor_runs(out, values, self.im2col.k_offsets(), &runs, cols)
