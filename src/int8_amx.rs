@@ -398,6 +398,7 @@ pub unsafe fn sums(a: *const u8, b: *const u8, k: usize) -> Tile {
 }
 
 /// A tile of i32 as AMX stores it fastest: 64-byte aligned.
+#[cfg(target_arch = "x86_64")]
 #[repr(align(64))]
 struct AlignedTile(Tile);
 
