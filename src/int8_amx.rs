@@ -7,9 +7,15 @@
 //! Then sum(w x) = 256 sum(w h) + sum(w l), exactly, in i32 (qmax keeps the whole sum inside it, so its parts are
 //! too): the same integer sums as the pair kernel, and, scaled the same way, the same tile bit for bit.
 //!
+//! Two kernels: a [`ROWS`] x [`COLS`] tile, and a [`WIDE_ROWS`] x COLS one for weights as tract's A. The wide one
+//! multiplies two weight tiles by each load of the activations' two tiles, into four accumulators: a third less
+//! loaded a tile multiply, and four independent chains instead of two. With panels in L2 (K of 1152 and more, WRN's
+//! 3x3 convolutions) it took 10 ns a tile multiply against 14.5 (`cargo run --release --example amx_kernel`).
+//!
 //! Layouts, panel by panel; every panel and every tile row 64-byte aligned, as tile loads want (4x faster than
 //! unaligned ones here):
-//! - weights, [`ROWS`] rows: `[ROWS] f32` row scales, then the rows, K padded with zeros to a multiple of 64;
+//! - weights, R rows (ROWS or WIDE_ROWS): `[R] f32` row scales, then per 64 of K, the R rows' 64 bytes (`[R][64]`:
+//!   AMX's first operand, one or two tiles), K padded with zeros to a multiple of 64;
 //! - activations, [`COLS`] columns: `[COLS] f32` column scales, then per 64 of K, the high bytes as AMX's second
 //!   operand wants them (`[16 quads of K][COLS][4]`), then the low bytes the same way. Padding is zero.
 
@@ -25,12 +31,19 @@ use crate::int8_matmul::{
 
 /// Rows of a weight panel and of a tile (an AMX tile's 16 rows).
 pub const ROWS: usize = 16;
+/// Rows of a wide weight panel and of the wide kernel's tile: two AMX tiles.
+pub const WIDE_ROWS: usize = 2 * ROWS;
 /// Columns of an activation panel and of a tile (an AMX tile's 16 i32 a row).
 pub const COLS: usize = 16;
 /// K in one tile multiply: 64 bytes a row.
 const K_STEP: usize = 64;
-/// Bytes of a panel's scales header (16 f32: one cache line, so what follows stays aligned).
+/// Bytes of an activation panel's scales header (16 f32: one cache line, so what follows stays aligned).
 const HEADER: usize = 64;
+
+/// Bytes of the scales header of a weight panel of `rows` rows (whole cache lines).
+const fn weight_header(rows: usize) -> usize {
+    4 * rows
+}
 /// Bytes of one K step of an activation panel: the high bytes' tile, then the low bytes'.
 const ACTIVATION_STEP: usize = 2 * COLS * K_STEP;
 
@@ -90,9 +103,9 @@ fn padded(k: usize) -> usize {
     k.div_ceil(K_STEP).max(1) * K_STEP
 }
 
-/// Bytes of one weight panel for a sum over `k`.
-pub fn weight_panel_bytes(k: usize) -> usize {
-    HEADER + ROWS * padded(k)
+/// Bytes of one weight panel of R rows for a sum over `k`.
+pub fn weight_panel_bytes<const R: usize>(k: usize) -> usize {
+    weight_header(R) + R * padded(k)
 }
 
 /// Bytes of one activation panel for a sum over `k`.
@@ -100,15 +113,28 @@ pub fn activation_panel_bytes(k: usize) -> usize {
     HEADER + padded(k) / K_STEP * ACTIVATION_STEP
 }
 
-/// Writes one weight panel from the rows of a row-major weight (`rows.len()` <= ROWS, each with its scale).
-pub fn pack_weight_panel(out: &mut [u8], k: usize, scales: &[f32], rows: &[&[i8]]) {
-    assert!(rows.len() == scales.len() && rows.len() <= ROWS, "at most ROWS rows, one scale each");
-    assert!(out.len() == weight_panel_bytes(k) && rows.iter().all(|r| r.len() >= k), "one panel of rows of k");
+/// Writes one weight panel of R rows from the rows of a row-major weight (`rows.len()` <= R, each with its scale).
+pub fn pack_weight_panel<const R: usize>(out: &mut [u8], k: usize, scales: &[f32], rows: &[&[i8]]) {
+    assert!(R == ROWS || R == WIDE_ROWS, "a kernel's rows");
+    assert!(rows.len() == scales.len() && rows.len() <= R, "at most R rows, one scale each");
+    assert!(out.len() == weight_panel_bytes::<R>(k) && rows.iter().all(|r| r.len() >= k), "one panel of rows of k");
     out.fill(0);
-    for (out, row) in write_header(out, scales).chunks_exact_mut(padded(k)).zip(rows) {
+    let (header, rest) = out.split_at_mut(weight_header(R));
+    write_scales(header, scales);
+    for (r, row) in rows.iter().enumerate() {
         // SAFETY: i8 and u8 have the same size and alignment.
-        out[..k].copy_from_slice(unsafe { std::slice::from_raw_parts(row.as_ptr() as *const u8, k) });
+        let row = unsafe { std::slice::from_raw_parts(row.as_ptr() as *const u8, k) };
+        for (step, values) in row.chunks(K_STEP).enumerate() {
+            rest[weight_at::<R>(step * K_STEP, r)..][..values.len()].copy_from_slice(values);
+        }
     }
+}
+
+/// Where weight (r, kk) is in a panel of R rows, after its header: per 64 of K, the panel's R rows of 64 bytes, one
+/// after the other. So each of AMX's tile loads reads 1 KB in one run, and a panel is read as one stream (rows K
+/// bytes apart were R streams a page or more apart: more than the prefetchers follow).
+fn weight_at<const R: usize>(kk: usize, r: usize) -> usize {
+    kk / K_STEP * R * K_STEP + r * K_STEP + kk % K_STEP
 }
 
 /// Writes one activation panel from `columns` (K x COLS, K-major, as tract packs activations; `cols` columns exist,
@@ -372,18 +398,18 @@ unsafe fn split_levels_avx512<P: PanelRows>(levels: &mut [u8], rows: &P, k: usiz
     }
 }
 
-/// One tile of integer sums: `acc[row][col]`.
-pub type Tile = [[i32; COLS]; ROWS];
+/// One tile of integer sums, R rows: `acc[row][col]`.
+pub type Tile<const R: usize> = [[i32; COLS]; R];
 
-/// One tile of C: the integer sums of weight panel `a` and activation panel `b` times their row and column scales,
-/// as int8_matmul scales its tiles.
+/// One tile of C, R rows (ROWS or WIDE_ROWS, as many as weight panel `a` has): the integer sums of `a` and
+/// activation panel `b` times their row and column scales, as int8_matmul scales its tiles.
 ///
 /// # Safety
 /// `a` and `b` are whole panels for the same `k`, 64-byte aligned, and [`available`] is true.
 #[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f"))]
-pub unsafe fn product_tile(a: *const u8, b: *const u8, k: usize) -> [[f32; COLS]; ROWS] {
+pub unsafe fn product_tile<const R: usize>(a: *const u8, b: *const u8, k: usize) -> [[f32; COLS]; R] {
     // SAFETY: the caller's; both panels start with their scales.
-    unsafe { scaled(sums(a, b, k), a, b) }
+    unsafe { scaled(sums::<R>(a, b, k), a, b) }
 }
 
 /// The tile's integer sums on AMX.
@@ -391,26 +417,59 @@ pub unsafe fn product_tile(a: *const u8, b: *const u8, k: usize) -> [[f32; COLS]
 /// # Safety
 /// As [`product_tile`].
 #[cfg(target_arch = "x86_64")]
-pub unsafe fn sums(a: *const u8, b: *const u8, k: usize) -> Tile {
-    // SAFETY: the caller's.
-    let (high, low) = unsafe { split_sums(a, b, k) };
-    std::array::from_fn(|r| std::array::from_fn(|c| high.0[r][c].wrapping_mul(256).wrapping_add(low.0[r][c])))
+pub unsafe fn sums<const R: usize>(a: *const u8, b: *const u8, k: usize) -> Tile<R> {
+    use std::mem::MaybeUninit;
+    // SAFETY: the caller's; the split functions write every sum.
+    unsafe {
+        if R == WIDE_ROWS {
+            let mut split = MaybeUninit::uninit();
+            wide_split_sums(split.as_mut_ptr(), a, b, k);
+            let split = split.assume_init_ref();
+            std::array::from_fn(|r| std::array::from_fn(|c| split.sum(r, c)))
+        } else {
+            let mut split = MaybeUninit::uninit();
+            split_sums_16(split.as_mut_ptr(), a, b, k);
+            let split = split.assume_init_ref();
+            std::array::from_fn(|r| std::array::from_fn(|c| split.sum(r, c)))
+        }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+pub unsafe fn sums<const R: usize>(_a: *const u8, _b: *const u8, _k: usize) -> Tile<R> {
+    unreachable!("AMX is x86_64 only: available() is false")
 }
 
 /// A tile of i32 as AMX stores it fastest: 64-byte aligned.
 #[cfg(target_arch = "x86_64")]
 #[repr(align(64))]
-struct AlignedTile(Tile);
+struct AlignedTile(Tile<ROWS>);
 
-/// The sums of the high bytes and of the low bytes, apart.
+/// The sums of the high bytes and of the low bytes apart, for each AMX tile of rows (one, or two for the wide
+/// kernel): `high[t]` and `low[t]` are rows 16 t to 16 t + 15.
+#[cfg(target_arch = "x86_64")]
+pub struct SplitSums<const T: usize> {
+    high: [AlignedTile; T],
+    low: [AlignedTile; T],
+}
+
+#[cfg(target_arch = "x86_64")]
+impl<const T: usize> SplitSums<T> {
+    fn sum(&self, r: usize, c: usize) -> i32 {
+        let (t, r) = (r / ROWS, r % ROWS);
+        self.high[t].0[r][c].wrapping_mul(256).wrapping_add(self.low[t].0[r][c])
+    }
+}
+
+/// Writes the split sums of a ROWS-row weight panel into `sums` (every value: it may be uninitialised; written by
+/// AMX's tile stores, with no zeroing or copy of 2 KB a tile before or after).
 ///
 /// # Safety
-/// As [`product_tile`].
+/// As [`product_tile`]; `sums` is valid for writes.
 #[cfg(target_arch = "x86_64")]
 #[inline]
-unsafe fn split_sums(a: *const u8, b: *const u8, k: usize) -> (AlignedTile, AlignedTile) {
+pub unsafe fn split_sums_16(sums: *mut SplitSums<1>, a: *const u8, b: *const u8, k: usize) {
     configure_tiles();
-    let (mut high, mut low) = (AlignedTile([[0i32; COLS]; ROWS]), AlignedTile([[0i32; COLS]; ROWS]));
     // SAFETY: the panels hold padded(k) / 64 steps after their headers (the caller's); the tiles are configured as
     // 16 rows of 64 bytes; the stores write 16 rows of 64 bytes into the two tiles.
     unsafe {
@@ -418,72 +477,117 @@ unsafe fn split_sums(a: *const u8, b: *const u8, k: usize) -> (AlignedTile, Alig
             "tilezero tmm0",
             "tilezero tmm1",
             "2:",
-            "tileloadd tmm2, [{a} + {a_stride} * 1]",
+            "tileloadd tmm2, [{a} + {row} * 1]",
             "tileloadd tmm3, [{b} + {row} * 1]",
             "tileloadd tmm4, [{b} + {row} * 1 + 1024]",
             "tdpbssd tmm0, tmm2, tmm3",
             "tdpbsud tmm1, tmm2, tmm4",
-            "add {a}, 64",
+            "add {a}, 1024",
             "add {b}, 2048",
             "dec {steps}",
             "jnz 2b",
             "tilestored [{high} + {row} * 1], tmm0",
             "tilestored [{low} + {row} * 1], tmm1",
-            a = inout(reg) a.add(HEADER) => _,
+            a = inout(reg) a.add(weight_header(ROWS)) => _,
             b = inout(reg) b.add(HEADER) => _,
             steps = inout(reg) padded(k) / K_STEP => _,
-            a_stride = in(reg) padded(k),
             row = in(reg) 64usize,
-            high = in(reg) high.0.as_mut_ptr(),
-            low = in(reg) low.0.as_mut_ptr(),
+            high = in(reg) &raw mut (*sums).high,
+            low = in(reg) &raw mut (*sums).low,
             options(nostack),
         );
     }
-    (high, low)
 }
 
-/// The tile's sums scaled as [`product_tile`] scales them (the same f32 values), a row a vector: for int8_amx_tile,
-/// which keeps them in registers.
+/// Writes the split sums of a WIDE_ROWS-row weight panel into `sums`, as [`split_sums_16`]: each step loads the
+/// activations' two tiles once for both weight tiles, into four accumulators.
 ///
 /// # Safety
-/// As [`product_tile`].
+/// As [`split_sums_16`].
+#[cfg(target_arch = "x86_64")]
+#[inline]
+pub unsafe fn wide_split_sums(sums: *mut SplitSums<2>, a: *const u8, b: *const u8, k: usize) {
+    configure_tiles();
+    // SAFETY: as split_sums_16's; the second weight tile of a step starts 1 KB after the first.
+    unsafe {
+        std::arch::asm!(
+            "tilezero tmm0",
+            "tilezero tmm1",
+            "tilezero tmm2",
+            "tilezero tmm3",
+            "2:",
+            "tileloadd tmm4, [{a} + {row} * 1]",
+            "tileloadd tmm6, [{b} + {row} * 1]",
+            "tdpbssd tmm0, tmm4, tmm6",
+            "tileloadd tmm7, [{b} + {row} * 1 + 1024]",
+            "tdpbsud tmm1, tmm4, tmm7",
+            "tileloadd tmm5, [{a} + {row} * 1 + 1024]",
+            "tdpbssd tmm2, tmm5, tmm6",
+            "tdpbsud tmm3, tmm5, tmm7",
+            "add {a}, 2048",
+            "add {b}, 2048",
+            "dec {steps}",
+            "jnz 2b",
+            "tilestored [{high0} + {row} * 1], tmm0",
+            "tilestored [{low0} + {row} * 1], tmm1",
+            "tilestored [{high1} + {row} * 1], tmm2",
+            "tilestored [{low1} + {row} * 1], tmm3",
+            a = inout(reg) a.add(weight_header(WIDE_ROWS)) => _,
+            b = inout(reg) b.add(HEADER) => _,
+            steps = inout(reg) padded(k) / K_STEP => _,
+            row = in(reg) 64usize,
+            high0 = in(reg) &raw mut (*sums).high[0],
+            low0 = in(reg) &raw mut (*sums).low[0],
+            high1 = in(reg) &raw mut (*sums).high[1],
+            low1 = in(reg) &raw mut (*sums).low[1],
+            options(nostack),
+        );
+    }
+}
+
+/// Rows 16 t to 16 t + 15 of the tile of split sums `sums` of weight panel `a` (R rows) and activation panel `b`,
+/// scaled as [`product_tile`] scales them (the same f32 values), a row a vector: for int8_amx_tile, which keeps them
+/// in registers.
+///
+/// # Safety
+/// AVX-512F; `a` and `b` are the panels `sums` were taken from, t < T.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-pub unsafe fn scaled_rows(a: *const u8, b: *const u8, k: usize) -> [std::arch::x86_64::__m512; ROWS] {
+pub unsafe fn scaled_rows<const T: usize>(
+    sums: &SplitSums<T>,
+    a: *const u8,
+    b: *const u8,
+    t: usize,
+) -> [std::arch::x86_64::__m512; ROWS] {
     use std::arch::x86_64::*;
-    // SAFETY: the caller's; both panels start with their scales (16 f32 each).
+    // SAFETY: the caller's; both panels start with their scales.
     unsafe {
-        let (high, low) = split_sums(a, b, k);
         let column_scales = _mm512_loadu_ps(b as *const f32);
         let mut rows = [_mm512_setzero_ps(); ROWS];
         for (r, row) in rows.iter_mut().enumerate() {
-            let high = _mm512_load_si512(high.0[r].as_ptr() as *const _);
-            let low = _mm512_load_si512(low.0[r].as_ptr() as *const _);
+            let high = _mm512_load_si512(sums.high[t].0[r].as_ptr() as *const _);
+            let low = _mm512_load_si512(sums.low[t].0[r].as_ptr() as *const _);
             let sums = _mm512_add_epi32(_mm512_slli_epi32::<8>(high), low);
-            let scales = _mm512_mul_ps(_mm512_set1_ps((a as *const f32).add(r).read_unaligned()), column_scales);
+            let row_scale = (a as *const f32).add(t * ROWS + r).read_unaligned();
+            let scales = _mm512_mul_ps(_mm512_set1_ps(row_scale), column_scales);
             *row = _mm512_mul_ps(_mm512_cvtepi32_ps(sums), scales);
         }
         rows
     }
 }
 
-#[cfg(not(target_arch = "x86_64"))]
-pub unsafe fn sums(_a: *const u8, _b: *const u8, _k: usize) -> Tile {
-    unreachable!("AMX is x86_64 only: available() is false")
-}
-
-/// The same sums in plain Rust, from the same panels: the reference for the AMX kernel.
+/// The same sums in plain Rust, from the same panels: the reference for the AMX kernels.
 ///
 /// # Safety
-/// `a` and `b` are whole panels for the same `k`.
-pub unsafe fn sums_portable(a: *const u8, b: *const u8, k: usize) -> Tile {
-    let mut acc = [[0i32; COLS]; ROWS];
+/// `a` (R rows) and `b` are whole panels for the same `k`.
+pub unsafe fn sums_portable<const R: usize>(a: *const u8, b: *const u8, k: usize) -> Tile<R> {
+    let mut acc = [[0i32; COLS]; R];
     for (r, row) in acc.iter_mut().enumerate() {
         for (c, v) in row.iter_mut().enumerate() {
             for kk in 0..k {
                 // SAFETY: within the panels (the caller's).
                 let (w, h, l) = unsafe {
-                    let w = *a.add(HEADER + r * padded(k) + kk) as i8 as i32;
+                    let w = *a.add(weight_header(R) + weight_at::<R>(kk, r)) as i8 as i32;
                     let at = b.add(HEADER + level_at(kk, c));
                     (w, *at as i8 as i32, *at.add(COLS * K_STEP) as i32)
                 };
@@ -494,7 +598,7 @@ pub unsafe fn sums_portable(a: *const u8, b: *const u8, k: usize) -> Tile {
     acc
 }
 
-/// Loads this thread's tile configuration, once: tiles 0 to 4 as 16 rows of 64 bytes.
+/// Loads this thread's tile configuration, once: the eight tiles as 16 rows of 64 bytes.
 #[cfg(target_arch = "x86_64")]
 fn configure_tiles() {
     use std::cell::Cell;
@@ -507,7 +611,7 @@ fn configure_tiles() {
     // Palette 1; bytes 16.. are each tile's bytes a row (u16), bytes 48.. its rows.
     let mut config = [0u8; 64];
     config[0] = 1;
-    for tile in 0..5 {
+    for tile in 0..8 {
         config[16 + 2 * tile..][..2].copy_from_slice(&(K_STEP as u16).to_le_bytes());
         config[48 + tile] = ROWS as u8;
     }
@@ -521,12 +625,12 @@ mod tests {
     use super::*;
 
     /// Panels of `k` with deterministic values, extremes included; returns (weights, activations) panels.
-    fn panels(k: usize, rows: usize, cols: usize) -> (AlignedBytes, AlignedBytes) {
+    fn panels<const R: usize>(k: usize, rows: usize, cols: usize) -> (AlignedBytes, AlignedBytes) {
         let q: Vec<i8> = (0..rows * k).map(|i| [-128, 127, -1, 0, 5][i % 5] as i8 ^ (i / 7) as i8).collect();
         let row_refs: Vec<&[i8]> = q.chunks(k).collect();
         let scales: Vec<f32> = (0..rows).map(|r| 0.01 * (r + 1) as f32).collect();
-        let mut a = AlignedBytes::new(weight_panel_bytes(k));
-        pack_weight_panel(a.bytes(), k, &scales, &row_refs);
+        let mut a = AlignedBytes::new(weight_panel_bytes::<R>(k));
+        pack_weight_panel::<R>(a.bytes(), k, &scales, &row_refs);
         let mut columns: Vec<f32> = (0..k * COLS).map(|i| ((i * 7919) % 2001) as f32 - 1000.0).collect();
         columns[3] = f32::NAN;
         let mut b = AlignedBytes::new(activation_panel_bytes(k));
@@ -623,16 +727,27 @@ mod tests {
             eprintln!("no AMX on this machine: only the portable sums are checked");
         }
         for (k, rows, cols) in [(1, 16, 16), (64, 16, 16), (147, 3, 16), (1152, 16, 7), (4608, 16, 16)] {
-            let (mut a, mut b) = panels(k, rows, cols);
-            let (a, b) = (a.bytes().as_ptr(), b.bytes().as_ptr());
-            // SAFETY: whole, aligned panels of k.
-            let reference = unsafe { sums_portable(a, b, k) };
-            assert!(reference.iter().flatten().any(|&s| s.abs() > 1 << 20), "large sums, high bytes used");
-            assert!(reference[rows..].iter().flatten().all(|&s| s == 0), "padding rows sum to 0");
-            if available() {
-                // SAFETY: as above, and AMX is available.
-                assert_eq!(unsafe { sums(a, b, k) }, reference, "k {k}");
-            }
+            check_sums::<ROWS>(k, rows, cols);
+        }
+        for (k, rows, cols) in [(1, 32, 16), (64, 32, 16), (147, 19, 16), (1152, 32, 7), (4608, 32, 16), (300, 5, 3)] {
+            check_sums::<WIDE_ROWS>(k, rows, cols);
+        }
+    }
+
+    /// AMX's sums of a panel of R rows (`rows` of them filled) are the portable ones.
+    fn check_sums<const R: usize>(k: usize, rows: usize, cols: usize) {
+        let (mut a, mut b) = panels::<R>(k, rows, cols);
+        let (a, b) = (a.bytes().as_ptr(), b.bytes().as_ptr());
+        // SAFETY: whole, aligned panels of k.
+        let reference = unsafe { sums_portable::<R>(a, b, k) };
+        assert!(reference.iter().flatten().any(|&s| s.abs() > 1 << 20), "large sums, high bytes used");
+        assert!(reference[rows..].iter().flatten().all(|&s| s == 0), "padding rows sum to 0");
+        if rows > ROWS {
+            assert!(reference[ROWS..].iter().flatten().any(|&s| s != 0), "the second weight tile counts");
+        }
+        if available() {
+            // SAFETY: as above, and AMX is available.
+            assert_eq!(unsafe { sums::<R>(a, b, k) }, reference, "k {k}, {R} rows");
         }
     }
 }

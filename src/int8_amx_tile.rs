@@ -1,36 +1,93 @@
-//! The AMX kernel's tile held in sixteen AVX-512 registers while tract's fused ops run on it (natively, x86_64).
+//! The AMX kernels' tiles held in sixteen AVX-512 registers at a time while tract's fused ops run on them
+//! (natively, x86_64).
 //!
 //! int8_compute's general interpreter holds a tile as an array and runs each op a value at a time through a closure;
 //! natively on AMX that epilogue took a fifth of an inference, as much as half the tile multiplies (perf, 40
-//! inferences). Here each of the tile's 16 rows is one `__m512`, each op one instruction a row, and the scaled sums
-//! come straight from AMX's two tiles. The same ops in the same order on the same f32 values (no contraction into
-//! FMAs; `min`/`max` with the interpreter's NaN rules), so the same logits bit for bit.
+//! inferences). Here each of 16 rows is one `__m512`, each op one instruction a row, and the scaled sums come
+//! straight from AMX's tiles. The same ops in the same order on the same f32 values (no contraction into FMAs;
+//! `min`/`max` with the interpreter's NaN rules), so the same logits bit for bit.
 //!
 //! A held row is one of the AMX product's rows: a row of tract's tile (weights as tract's A, packings 0 and 2), or a
-//! column of it (weights as B, packing 1: the tile is then held transposed, as the interpreter holds it). Ops this
-//! version does not know, and stores whose held rows are not contiguous (tract's scratch tiles at the output's
-//! edges), go to the interpreter: [`run`] declines them before touching anything.
+//! column of it (weights as B, packing 1: the tile is then held transposed, as the interpreter holds it). The wide
+//! kernel's 32 rows are held 16 at a time, the ops run once for each half. Ops this version does not know, and
+//! stores whose held rows are not contiguous (tract's scratch tiles at the output's edges), go to the interpreter:
+//! [`run`] and [`run_wide`] decline them before touching anything.
 
 use std::arch::x86_64::*;
+use std::mem::MaybeUninit;
 
 use tract_linalg::mmm::{FusedKerSpec, OutputStoreKer};
 
-use crate::int8_amx::{self, ROWS};
+use crate::int8_amx::{self, ROWS, SplitSums};
 
-/// Runs one tile's `specs`; None (and nothing done) if one of them is not for this version.
+/// Runs one tile of the ROWS x COLS kernel's `specs`; None (and nothing done) if one of them is not for this
+/// version.
 ///
 /// # Safety
 /// AVX-512F and AMX are here (the AMX kernel runs only then); the specs are tract's for one ROWS x COLS tile of the
 /// AMX kernel (whole panels for their K, stores covering the tile).
 #[target_feature(enable = "avx512f")]
 pub unsafe fn run(specs: &[FusedKerSpec<f32>]) -> Option<isize> {
+    // SAFETY: the caller's.
+    unsafe { run_parts::<1>(specs, int8_amx::split_sums_16) }
+}
+
+/// As [`run`], for one WIDE_ROWS x COLS tile of the wide kernel (weights as tract's A only): held as two parts of
+/// ROWS rows, one after the other, each running the whole list of ops on its rows. AMX's sums are taken once, at
+/// the first part's AddMatMul.
+///
+/// # Safety
+/// As [`run`], for the wide kernel's tiles.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn run_wide(specs: &[FusedKerSpec<f32>]) -> Option<isize> {
+    // SAFETY: the caller's.
+    unsafe { run_parts::<2>(specs, int8_amx::wide_split_sums) }
+}
+
+/// The tile's `T` parts of ROWS rows, with AMX's sums from `split`.
+///
+/// # Safety
+/// As [`run`], for a tile of T x ROWS rows.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn run_parts<const T: usize>(specs: &[FusedKerSpec<f32>], split: SplitFn<T>) -> Option<isize> {
     let transposed = specs.iter().any(|s| matches!(s, FusedKerSpec::AddMatMul { packing: 1, .. }));
-    if !specs.iter().all(|spec| held_here(spec, transposed)) {
+    let products = specs.iter().filter(|s| matches!(s, FusedKerSpec::AddMatMul { .. })).count();
+    // The parts are tract's rows, so a wide tile is never held transposed; its sums are taken once, for one product.
+    if (T > 1 && (transposed || products > 1)) || !specs.iter().all(|spec| held_here(spec, transposed)) {
         return None;
     }
+    // Written by AMX's tile stores at the first AddMatMul (`taken`); not zeroed before, nor moved after.
+    let (mut sums, mut taken) = (MaybeUninit::uninit(), false);
+    for part in 0..T {
+        // SAFETY: the caller's; part < T.
+        unsafe { run_part(specs, transposed, part, (&mut sums, &mut taken), split) };
+    }
+    Some(0)
+}
+
+/// How AMX's split sums of a panel pair are written, for a tile of T parts.
+type SplitFn<const T: usize> = unsafe fn(*mut SplitSums<T>, *const u8, *const u8, usize);
+
+/// Rows `part * ROWS..` of the tile, held in registers through the ops (`sums`: AMX's, once `taken`).
+///
+/// # Safety
+/// As [`run_parts`]; not transposed if T > 1.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn run_part<const T: usize>(
+    specs: &[FusedKerSpec<f32>],
+    transposed: bool,
+    part: usize,
+    (sums, taken): (&mut MaybeUninit<SplitSums<T>>, &mut bool),
+    split: SplitFn<T>,
+) {
     // Tract's per-row values vary along the held rows, and per-column ones along the lanes; transposed, the
     // other way round.
     let (rows_along_held, columns_along_held) = (!transposed, transposed);
+    // This part's rows of tract's per-row values and of the stores (T = 1 when transposed: from 0).
+    let first = part * ROWS;
+    let rows = |p: *const f32| p.wrapping_add(first);
     let mut held = [_mm512_setzero_ps(); ROWS];
     // SAFETY (loads and stores): tract's pointers to a tile's row and column values and its stores covering the
     // tile (the caller's); a held row of a store is contiguous (held_here).
@@ -45,12 +102,24 @@ pub unsafe fn run(specs: &[FusedKerSpec<f32>]) -> Option<isize> {
                 FusedKerSpec::ScalarMul(s) => each!(held, v => _mm512_mul_ps(v, _mm512_set1_ps(s))),
                 FusedKerSpec::ScalarSub(s) => each!(held, v => _mm512_sub_ps(_mm512_set1_ps(s), v)),
                 FusedKerSpec::ScalarSubF(s) => each!(held, v => _mm512_sub_ps(v, _mm512_set1_ps(s))),
-                FusedKerSpec::PerRowMin(p) => each!(held, h, v => _mm512_min_ps(operand(p, rows_along_held, h), v)),
-                FusedKerSpec::PerRowMax(p) => each!(held, h, v => _mm512_max_ps(operand(p, rows_along_held, h), v)),
-                FusedKerSpec::PerRowAdd(p) => each!(held, h, v => _mm512_add_ps(v, operand(p, rows_along_held, h))),
-                FusedKerSpec::PerRowMul(p) => each!(held, h, v => _mm512_mul_ps(v, operand(p, rows_along_held, h))),
-                FusedKerSpec::PerRowSub(p) => each!(held, h, v => _mm512_sub_ps(operand(p, rows_along_held, h), v)),
-                FusedKerSpec::PerRowSubF(p) => each!(held, h, v => _mm512_sub_ps(v, operand(p, rows_along_held, h))),
+                FusedKerSpec::PerRowMin(p) => {
+                    each!(held, h, v => _mm512_min_ps(operand(rows(p), rows_along_held, h), v))
+                }
+                FusedKerSpec::PerRowMax(p) => {
+                    each!(held, h, v => _mm512_max_ps(operand(rows(p), rows_along_held, h), v))
+                }
+                FusedKerSpec::PerRowAdd(p) => {
+                    each!(held, h, v => _mm512_add_ps(v, operand(rows(p), rows_along_held, h)))
+                }
+                FusedKerSpec::PerRowMul(p) => {
+                    each!(held, h, v => _mm512_mul_ps(v, operand(rows(p), rows_along_held, h)))
+                }
+                FusedKerSpec::PerRowSub(p) => {
+                    each!(held, h, v => _mm512_sub_ps(operand(rows(p), rows_along_held, h), v))
+                }
+                FusedKerSpec::PerRowSubF(p) => {
+                    each!(held, h, v => _mm512_sub_ps(v, operand(rows(p), rows_along_held, h)))
+                }
                 FusedKerSpec::PerColMin(p) => each!(held, h, v => _mm512_min_ps(operand(p, columns_along_held, h), v)),
                 FusedKerSpec::PerColMax(p) => each!(held, h, v => _mm512_max_ps(operand(p, columns_along_held, h), v)),
                 FusedKerSpec::PerColAdd(p) => each!(held, h, v => _mm512_add_ps(v, operand(p, columns_along_held, h))),
@@ -60,24 +129,27 @@ pub unsafe fn run(specs: &[FusedKerSpec<f32>]) -> Option<isize> {
                     each!(held, h, v => _mm512_sub_ps(v, operand(p, columns_along_held, h)))
                 }
                 FusedKerSpec::AddUnicast(store) => {
-                    each!(held, h, v => _mm512_add_ps(v, _mm512_loadu_ps(held_row(&store, transposed, h))))
+                    each!(held, h, v => _mm512_add_ps(v, _mm512_loadu_ps(held_row(&store, transposed, first + h))))
                 }
                 FusedKerSpec::Store(store) => {
                     for (h, &v) in held.iter().enumerate() {
-                        _mm512_storeu_ps(held_row(&store, transposed, h), v);
+                        _mm512_storeu_ps(held_row(&store, transposed, first + h), v);
                     }
                 }
                 FusedKerSpec::AddMatMul { k, pa, pb, .. } => {
                     // The weight panel first: tract's A, or its B when transposed.
                     let (weights, activations) = if transposed { (pb, pa) } else { (pa, pb) };
-                    let product = int8_amx::scaled_rows(weights as _, activations as _, k);
+                    if !*taken {
+                        split(sums.as_mut_ptr(), weights, activations, k);
+                        *taken = true;
+                    }
+                    let product = int8_amx::scaled_rows(sums.assume_init_ref(), weights, activations, part);
                     each!(held, h, v => _mm512_add_ps(v, product[h]));
                 }
                 _ => unreachable!("declined by held_here"),
             }
         }
     }
-    Some(0)
 }
 
 /// `held[h] = expr` for each held row, with `v` its value (and `h` its index): unrolled, so the rows stay in
@@ -133,9 +205,9 @@ fn held_row(store: &OutputStoreKer, transposed: bool, h: usize) -> *mut f32 {
 mod tests {
     use super::*;
     use crate::int8_amx::{
-        COLS, activation_panel_bytes, pack_weight_panel, quantize_activation_panel, weight_panel_bytes,
+        COLS, WIDE_ROWS, activation_panel_bytes, pack_weight_panel, quantize_activation_panel, weight_panel_bytes,
     };
-    use crate::int8_compute::interpret_amx_tile;
+    use crate::int8_compute::{interpret_amx_tile, interpret_amx_wide_tile};
 
     /// Deterministic values with a NaN, infinities, zeros of both signs and ties.
     fn values(n: usize, seed: usize) -> Vec<f32> {
@@ -177,7 +249,7 @@ mod tests {
         ]
     }
 
-    /// A store of a ROWS x COLS tile held in `buffer`, rows `row` floats apart and columns `col`.
+    /// A store of a tile held in `buffer`, rows `row` floats apart and columns `col`.
     fn store(buffer: &mut [f32], row: usize, col: usize) -> OutputStoreKer {
         OutputStoreKer {
             ptr: buffer.as_mut_ptr() as _,
@@ -192,47 +264,55 @@ mod tests {
         vec![[0; 64]; len.div_ceil(64)]
     }
 
+    /// One kernel's tile: how it runs here, and how the interpreter runs it.
+    type Runs = (unsafe fn(&[FusedKerSpec<f32>]) -> Option<isize>, unsafe fn(&[FusedKerSpec<f32>]) -> isize);
+
     #[test]
     fn ops_in_registers_are_the_interpreters_bit_for_bit() {
         if !std::arch::is_x86_feature_detected!("avx512f") {
             eprintln!("no AVX-512 on this machine: the AMX kernel never runs here");
             return;
         }
-        let (rows, cols) = (values(ROWS, 1), values(COLS, 2));
+        // The 16-row kernel: weights as tract's A (packing 0), then as its B (1: the tile held transposed).
+        check::<ROWS>((run, interpret_amx_tile), &[0, 1]);
+        // The wide kernel: weights as A only, two parts of 16 rows.
+        check::<WIDE_ROWS>((run_wide, interpret_amx_wide_tile), &[0, 2]);
+    }
+
+    /// The ops of a tile of R rows, on their own and after a product of each packing, against the interpreter.
+    fn check<const R: usize>((ours_run, reference_run): Runs, packings: &[usize]) {
+        let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        let (rows, cols) = (values(R, 1), values(COLS, 2));
         // Tract's tile (r, c) at unicast[r * 20 + c]: rows contiguous, as a matmul's output is.
-        let mut unicast = values(ROWS * 20, 3);
-        let (mut ours, mut reference) = (vec![0f32; ROWS * 20], vec![0f32; ROWS * 20]);
+        let mut unicast = values(R * 20, 3);
+        let (mut ours, mut reference) = (vec![0f32; R * 20], vec![0f32; R * 20]);
         let mut specs = vec![FusedKerSpec::Clear];
         specs.extend(ops(&rows, &cols, store(&mut unicast, 20, 1), store(&mut ours, 20, 1)));
         // SAFETY: AVX-512F is here; the pointers cover the tile. No AddMatMul: AMX is not used.
-        assert_eq!(unsafe { run(&specs) }, Some(0));
+        assert_eq!(unsafe { ours_run(&specs) }, Some(0));
         *specs.iter_mut().rev().nth(1).unwrap() = FusedKerSpec::Store(store(&mut reference, 20, 1));
         // SAFETY: as above.
-        assert_eq!(unsafe { interpret_amx_tile(&specs) }, 0);
+        assert_eq!(unsafe { reference_run(&specs) }, 0);
         assert!(ours.iter().any(|v| v.is_nan()) && ours.iter().any(|v| v.is_finite() && *v != 0.0));
-        assert_eq!(
-            ours.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-            reference.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
-        );
+        assert_eq!(bits(&ours), bits(&reference), "{R} rows");
 
         // A store whose held rows are not contiguous (a scratch tile at the output's edge): left to the interpreter.
-        let edge = [FusedKerSpec::Clear, FusedKerSpec::Store(store(&mut ours, 1, ROWS)), FusedKerSpec::Done];
+        let edge = [FusedKerSpec::Clear, FusedKerSpec::Store(store(&mut ours, 1, R)), FusedKerSpec::Done];
         // SAFETY: as above.
-        assert_eq!(unsafe { run(&edge) }, None);
+        assert_eq!(unsafe { ours_run(&edge) }, None);
 
         if !int8_amx::available() {
             eprintln!("no AMX on this machine: the tile's products are checked by tests/int8_amx.rs elsewhere");
             return;
         }
-        // The products: weights as tract's A (packing 0), then as its B (1: the tile held transposed).
         let k = 300;
-        let q: Vec<i8> = (0..ROWS * k).map(|i| (i * 31 % 255) as i8).collect();
+        let q: Vec<i8> = (0..R * k).map(|i| (i * 31 % 255) as i8).collect();
         let weight_rows: Vec<&[i8]> = q.chunks(k).collect();
-        let mut w = aligned(weight_panel_bytes(k));
-        pack_weight_panel(
-            &mut w.as_flattened_mut()[..weight_panel_bytes(k)],
+        let mut w = aligned(weight_panel_bytes::<R>(k));
+        pack_weight_panel::<R>(
+            &mut w.as_flattened_mut()[..weight_panel_bytes::<R>(k)],
             k,
-            &values(ROWS, 4).iter().map(|v| v.abs() + 0.1).collect::<Vec<_>>(),
+            &values(R, 4).iter().map(|v| v.abs() + 0.1).collect::<Vec<_>>(),
             &weight_rows,
         );
         let mut x = aligned(activation_panel_bytes(k));
@@ -243,17 +323,28 @@ mod tests {
             COLS,
         );
         let (w, x) = (w.as_ptr() as *const u8, x.as_ptr() as *const u8);
-        for (packing, pa, pb, row, col) in [(0, w, x, 20, 1), (1, x, w, 1, 20)] {
-            let (mut ours, mut reference) = (vec![0f32; ROWS * 20], vec![0f32; ROWS * 20]);
+        for &packing in packings {
+            let (pa, pb, row, col) = if packing == 1 { (x, w, 1, 20) } else { (w, x, 20, 1) };
+            let (mut ours, mut reference) = (vec![0f32; R * 20], vec![0f32; R * 20]);
             let mut specs = vec![FusedKerSpec::Clear, FusedKerSpec::AddMatMul { k, pa, pb, packing }];
             specs.extend(ops(&rows, &cols, store(&mut unicast, row, col), store(&mut ours, row, col)));
             // SAFETY: AVX-512F and AMX are here; whole aligned panels of k; the stores cover the tile.
-            assert_eq!(unsafe { run(&specs) }, Some(0));
+            assert_eq!(unsafe { ours_run(&specs) }, Some(0));
             *specs.iter_mut().rev().nth(1).unwrap() = FusedKerSpec::Store(store(&mut reference, row, col));
             // SAFETY: as above.
-            assert_eq!(unsafe { interpret_amx_tile(&specs) }, 0);
-            let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-            assert_eq!(bits(&ours), bits(&reference), "packing {packing}");
+            assert_eq!(unsafe { reference_run(&specs) }, 0);
+            assert_eq!(bits(&ours), bits(&reference), "{R} rows, packing {packing}");
+            assert!(reference[(R - 1) * 20..][..COLS].iter().any(|v| v.is_finite() && *v != 0.0), "the last row");
+        }
+        if R > ROWS {
+            // A wide tile is never held transposed, nor does it take two products: the interpreter's.
+            for specs in [
+                vec![FusedKerSpec::Clear, FusedKerSpec::AddMatMul { k, pa: x, pb: w, packing: 1 }, FusedKerSpec::Done],
+                vec![FusedKerSpec::AddMatMul { k, pa: w, pb: x, packing: 0 }; 2],
+            ] {
+                // SAFETY: as above; nothing runs.
+                assert_eq!(unsafe { ours_run(&specs) }, None);
+            }
         }
     }
 }

@@ -44,7 +44,7 @@ use tract_onnx::tract_core::ops::matmul::optimized::{MatMulOperand, OptMatMul, P
 use tract_onnx::tract_core::ops::matmul::pack::DynPackedExoticFact;
 
 use crate::im2col::{self, Im2col};
-use crate::int8_amx::{self, COLS, ROWS};
+use crate::int8_amx::{self, COLS, ROWS, WIDE_ROWS};
 use crate::int8_matmul::{
     ColumnRun, MR, NR, activation_panel_bytes, gather_runs, pack_weight_panel_rows, product_tile, product_tile_widened,
     quantize_activation_panel, reads_weights_unwidened, tile, tile_widened, weight_panel_bytes, widen_weight_panel,
@@ -59,7 +59,7 @@ pub fn int8_matmuls(model: &TypedModel) -> usize {
 
 /// How many of them run on AMX's ([`int8_amx`]).
 pub fn amx_matmuls(model: &TypedModel) -> usize {
-    matmuls_on(model, AMX_KERNEL.mmm().name())
+    matmuls_on(model, AMX_KERNEL.mmm().name()) + matmuls_on(model, AMX_WIDE_KERNEL.mmm().name())
 }
 
 fn matmuls_on(model: &TypedModel, kernel: &str) -> usize {
@@ -111,7 +111,8 @@ impl WeightsAre {
 
     fn format(self, amx: bool) -> PairFormat {
         match self {
-            _ if amx => PairFormat::AmxWeights,
+            WeightsAre::B if amx => PairFormat::AmxWeights,
+            _ if amx => PairFormat::AmxWideWeights,
             WeightsAre::ARows => PairFormat::WeightRows,
             WeightsAre::APacked | WeightsAre::B => PairFormat::Weights,
         }
@@ -162,18 +163,10 @@ pub fn switch_with_weight_rows(
         )?;
         pairs.rows = Some(rows);
         pairs
+    } else if plan.amx && plan.weights_are == WeightsAre::B {
+        amx_weight_panels::<ROWS>(PairFormat::AmxWeights, q, (m, k, row_stride), scales)?
     } else if plan.amx {
-        PairPanels::new(
-            PairFormat::AmxWeights,
-            m,
-            k,
-            || (),
-            |_, i, out| {
-                let rows: TVec<&[i8]> = (i * ROWS..m.min(i * ROWS + ROWS)).map(|r| &q[r * row_stride..][..k]).collect();
-                int8_amx::pack_weight_panel(out, k, &scales[i * ROWS..][..rows.len()], &rows);
-                Ok(())
-            },
-        )?
+        amx_weight_panels::<WIDE_ROWS>(PairFormat::AmxWideWeights, q, (m, k, row_stride), scales)?
     } else {
         PairPanels::new(
             PairFormat::Weights,
@@ -192,6 +185,26 @@ pub fn switch_with_weight_rows(
     let storage = PackedMatrixStorage::new_batched(&batch, tvec![Box::new(pairs) as Box<dyn MMMInputValue>]);
     plan.apply(model, id, storage.into_tensor(f32::datum_type()))?;
     Ok(true)
+}
+
+/// int8_amx's weight panels of R rows, in `format`, from `m` rows of `k` int8 (row r at `q[r * row_stride..]`).
+fn amx_weight_panels<const R: usize>(
+    format: PairFormat,
+    q: &[i8],
+    (m, k, row_stride): (usize, usize, usize),
+    scales: &[f32],
+) -> TractResult<PairPanels> {
+    PairPanels::new(
+        format,
+        m,
+        k,
+        || (),
+        |_, i, out| {
+            let rows: TVec<&[i8]> = (i * R..m.min(i * R + R)).map(|r| &q[r * row_stride..][..k]).collect();
+            int8_amx::pack_weight_panel::<R>(out, k, &scales[i * R..][..rows.len()], &rows);
+            Ok(())
+        },
+    )
 }
 
 /// A model's convolutions before tract's codegen turns each into a lazy im2col and a matmul: by name, the geometry
@@ -431,7 +444,12 @@ fn pair_fact(packed: Option<&dyn ExoticFact>, format: PairFormat) -> Option<Box<
 /// The same matmul on [`KERNEL`] (or [`AMX_KERNEL`]): one packing (as `weights_are`), one mode, and stores laid out
 /// for its tile.
 fn on_int8_kernel(mut op: OptMatMul, weights_are: WeightsAre, amx: bool) -> OptMatMul {
-    let (mr, nr) = if amx { (ROWS, COLS) } else { (MR, NR) };
+    let wide = amx && weights_are != WeightsAre::B;
+    let (mr, nr) = match (amx, wide) {
+        (true, true) => (WIDE_ROWS, COLS),
+        (true, false) => (ROWS, COLS),
+        _ => (MR, NR),
+    };
     let tile = |spec: &OutputStoreSpec| match *spec {
         OutputStoreSpec::View { m_axis, n_axis, .. } => OutputStoreSpec::View { m_axis, n_axis, mr, nr },
         OutputStoreSpec::Strides { row_byte_stride, col_byte_stride, .. } => {
@@ -446,7 +464,11 @@ fn on_int8_kernel(mut op: OptMatMul, weights_are: WeightsAre, amx: bool) -> OptM
             _ => {}
         }
     }
-    op.mmm = vec![if amx { AMX_KERNEL.mmm() } else { KERNEL.mmm() }];
+    op.mmm = vec![match (amx, wide) {
+        (true, true) => AMX_WIDE_KERNEL.mmm(),
+        (true, false) => AMX_KERNEL.mmm(),
+        _ => KERNEL.mmm(),
+    }];
     op.mode_picker = ModePicker::Single;
     op
 }
@@ -467,7 +489,8 @@ static KERNEL: LazyLock<DynKernel<MR, NR, f32>> = LazyLock::new(|| {
 });
 
 /// int8_amx's kernel as a tract kernel, as [`KERNEL`]: a ROWS x COLS tile, with the same three packings (weights
-/// packed in both of A's, as AMX loads them).
+/// packed in both of A's, as AMX loads them). The matmuls with the weights as tract's A run on [`AMX_WIDE_KERNEL`]:
+/// this one runs those with the weights as its B (packing 1).
 static AMX_KERNEL: LazyLock<DynKernel<ROWS, COLS, f32>> = LazyLock::new(|| {
     let mut kernel = DynKernel::new("wrn_int8_amx", run_amx_kernel, PackedFormat::new(f32::datum_type(), ROWS, 64), {
         PackedFormat::new(f32::datum_type(), COLS, 64)
@@ -476,6 +499,19 @@ static AMX_KERNEL: LazyLock<DynKernel<ROWS, COLS, f32>> = LazyLock::new(|| {
         (Box::new(PairFormat::AmxWeights), Box::new(PairFormat::AmxActivations)),
         (Box::new(PairFormat::AmxActivations), Box::new(PairFormat::AmxWeights)),
         (Box::new(PairFormat::AmxWeights), Box::new(PairFormat::AmxActivations)),
+    ];
+    kernel
+});
+
+/// int8_amx's wide kernel as a tract kernel: a WIDE_ROWS x COLS tile, the weights as A (packings 0 and 2; packing 1,
+/// weights as B, is [`AMX_KERNEL`]'s, listed here only to keep the packings' numbers).
+static AMX_WIDE_KERNEL: LazyLock<DynKernel<WIDE_ROWS, COLS, f32>> = LazyLock::new(|| {
+    let (a, b) = (PackedFormat::new(f32::datum_type(), WIDE_ROWS, 64), PackedFormat::new(f32::datum_type(), COLS, 64));
+    let mut kernel = DynKernel::new("wrn_int8_amx_wide", run_amx_wide_kernel, a, b);
+    kernel.packings = vec![
+        (Box::new(PairFormat::AmxWideWeights), Box::new(PairFormat::AmxActivations)),
+        (Box::new(PairFormat::AmxActivations), Box::new(PairFormat::AmxWeights)),
+        (Box::new(PairFormat::AmxWideWeights), Box::new(PairFormat::AmxActivations)),
     ];
     kernel
 });
@@ -509,6 +545,14 @@ fn run_amx_kernel(specs: &[FusedKerSpec<f32>]) -> isize {
     unreachable!("AMX is x86_64 only: int8_amx::available() is false ({} ops)", specs.len())
 }
 
+fn run_amx_wide_kernel(specs: &[FusedKerSpec<f32>]) -> isize {
+    // SAFETY: as run_amx_kernel's.
+    #[cfg(target_arch = "x86_64")]
+    return unsafe { run_amx_wide_tile(specs) };
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("AMX is x86_64 only: int8_amx::available() is false ({} ops)", specs.len())
+}
+
 /// [`run_amx_kernel`] with AVX-512F: the tile's epilogue on 16 lanes.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
@@ -520,9 +564,24 @@ unsafe fn run_amx_tile(specs: &[FusedKerSpec<f32>]) -> isize {
     run_tile::<ROWS, COLS>(specs, &|k, pa, pb, packing| match packing {
         // SAFETY: whole weight and activation panels of PairPanels for this k (64-byte aligned), on a machine with
         // AMX (int8_plan chose this kernel only then).
-        0 | 2 => Some(unsafe { int8_amx::product_tile(pa, pb, k) }),
+        0 | 2 => Some(unsafe { int8_amx::product_tile::<ROWS>(pa, pb, k) }),
         // SAFETY: as above, activations then weights: the product is the tile's transpose, as run_tile holds it.
-        1 => Some(unsafe { int8_amx::product_tile(pb, pa, k) }),
+        1 => Some(unsafe { int8_amx::product_tile::<ROWS>(pb, pa, k) }),
+        _ => None,
+    })
+}
+
+/// [`run_amx_wide_kernel`] with AVX-512F, as [`run_amx_tile`]; never transposed (weights as A only).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn run_amx_wide_tile(specs: &[FusedKerSpec<f32>]) -> isize {
+    // SAFETY: as run_amx_tile's, for the wide kernel's tiles.
+    if let Some(done) = unsafe { crate::int8_amx_tile::run_wide(specs) } {
+        return done;
+    }
+    run_tile_held::<WIDE_ROWS, COLS, false>(specs, &|k, pa, pb, packing| match packing {
+        // SAFETY: as run_amx_tile's, a wide weight panel.
+        0 | 2 => Some(unsafe { int8_amx::product_tile::<WIDE_ROWS>(pa, pb, k) }),
         _ => None,
     })
 }
@@ -535,8 +594,21 @@ unsafe fn run_amx_tile(specs: &[FusedKerSpec<f32>]) -> isize {
 pub(crate) unsafe fn interpret_amx_tile(specs: &[FusedKerSpec<f32>]) -> isize {
     run_tile::<ROWS, COLS>(specs, &|k, pa, pb, packing| match packing {
         // SAFETY: the caller's.
-        0 | 2 => Some(unsafe { int8_amx::product_tile(pa, pb, k) }),
-        1 => Some(unsafe { int8_amx::product_tile(pb, pa, k) }),
+        0 | 2 => Some(unsafe { int8_amx::product_tile::<ROWS>(pa, pb, k) }),
+        1 => Some(unsafe { int8_amx::product_tile::<ROWS>(pb, pa, k) }),
+        _ => None,
+    })
+}
+
+/// The wide AMX kernel's tile by the interpreter alone.
+///
+/// # Safety
+/// As [`run_amx_wide_tile`].
+#[cfg(all(test, target_arch = "x86_64"))]
+pub(crate) unsafe fn interpret_amx_wide_tile(specs: &[FusedKerSpec<f32>]) -> isize {
+    run_tile_held::<WIDE_ROWS, COLS, false>(specs, &|k, pa, pb, packing| match packing {
+        // SAFETY: the caller's.
+        0 | 2 => Some(unsafe { int8_amx::product_tile::<WIDE_ROWS>(pa, pb, k) }),
         _ => None,
     })
 }
@@ -811,8 +883,10 @@ enum PairFormat {
     WeightRows,
     /// int16, NR columns a panel, with the column scales.
     Activations,
-    /// int8_amx's weights: int8, ROWS rows a panel, with the row scales.
+    /// int8_amx's weights: int8, ROWS rows a panel, with the row scales (as tract's B).
     AmxWeights,
+    /// The same, WIDE_ROWS rows a panel (as tract's A).
+    AmxWideWeights,
     /// int8_amx's activations: int16 split in two bytes, COLS columns a panel, with the column scales.
     AmxActivations,
 }
@@ -823,7 +897,8 @@ impl PairFormat {
             PairFormat::Weights => weight_panel_bytes(k),
             PairFormat::WeightRows => WEIGHT_ROWS_HEADER,
             PairFormat::Activations => activation_panel_bytes(k),
-            PairFormat::AmxWeights => int8_amx::weight_panel_bytes(k),
+            PairFormat::AmxWeights => int8_amx::weight_panel_bytes::<ROWS>(k),
+            PairFormat::AmxWideWeights => int8_amx::weight_panel_bytes::<WIDE_ROWS>(k),
             PairFormat::AmxActivations => int8_amx::activation_panel_bytes(k),
         }
     }
@@ -878,7 +953,7 @@ impl MMMInputFormat for PairFormat {
 
     fn precursor(&self) -> WeightType {
         match self {
-            PairFormat::Weights | PairFormat::WeightRows | PairFormat::AmxWeights => {
+            PairFormat::Weights | PairFormat::WeightRows | PairFormat::AmxWeights | PairFormat::AmxWideWeights => {
                 WeightType::Plain(i8::datum_type())
             }
             PairFormat::Activations | PairFormat::AmxActivations => WeightType::Plain(f32::datum_type()),
@@ -890,6 +965,7 @@ impl MMMInputFormat for PairFormat {
             PairFormat::Weights | PairFormat::WeightRows => MR,
             PairFormat::Activations => NR,
             PairFormat::AmxWeights => ROWS,
+            PairFormat::AmxWideWeights => WIDE_ROWS,
             PairFormat::AmxActivations => COLS,
         }
     }
