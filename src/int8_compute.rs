@@ -441,8 +441,8 @@ fn pair_fact(packed: Option<&dyn ExoticFact>, format: PairFormat) -> Option<Box<
     Some(Box::new(DynPackedExoticFact { k, mn, packers: vec![Box::new(format)] }))
 }
 
-/// The same matmul on [`KERNEL`] (or [`AMX_KERNEL`]): one packing (as `weights_are`), one mode, and stores laid out
-/// for its tile.
+/// The same matmul on [`KERNEL`] (or on AMX: [`AMX_WIDE_KERNEL`] with the weights as A, [`AMX_KERNEL`] as B): one
+/// packing (as `weights_are`), one mode, and stores laid out for its tile.
 fn on_int8_kernel(mut op: OptMatMul, weights_are: WeightsAre, amx: bool) -> OptMatMul {
     let wide = amx && weights_are != WeightsAre::B;
     let (mr, nr) = match (amx, wide) {
