@@ -418,20 +418,27 @@ pub unsafe fn product_tile<const R: usize>(a: *const u8, b: *const u8, k: usize)
 /// As [`product_tile`].
 #[cfg(target_arch = "x86_64")]
 pub unsafe fn sums<const R: usize>(a: *const u8, b: *const u8, k: usize) -> Tile<R> {
-    use std::mem::MaybeUninit;
-    // SAFETY: the caller's; the split functions write every sum.
+    /// The sums of a tile of R rows, from `split`'s T tiles of high and low bytes.
+    ///
+    /// # Safety
+    /// As [`sums`], R = 16 T.
+    unsafe fn joined<const T: usize, const R: usize>(
+        split: SplitFn<T>,
+        a: *const u8,
+        b: *const u8,
+        k: usize,
+    ) -> Tile<R> {
+        let mut sums = std::mem::MaybeUninit::uninit();
+        // SAFETY: the caller's; `split` writes every sum.
+        let sums = unsafe {
+            split(sums.as_mut_ptr(), a, b, k);
+            sums.assume_init_ref()
+        };
+        std::array::from_fn(|r| std::array::from_fn(|c| sums.sum(r, c)))
+    }
+    // SAFETY: the caller's.
     unsafe {
-        if R == WIDE_ROWS {
-            let mut split = MaybeUninit::uninit();
-            wide_split_sums(split.as_mut_ptr(), a, b, k);
-            let split = split.assume_init_ref();
-            std::array::from_fn(|r| std::array::from_fn(|c| split.sum(r, c)))
-        } else {
-            let mut split = MaybeUninit::uninit();
-            split_sums_16(split.as_mut_ptr(), a, b, k);
-            let split = split.assume_init_ref();
-            std::array::from_fn(|r| std::array::from_fn(|c| split.sum(r, c)))
-        }
+        if R == WIDE_ROWS { joined::<2, R>(wide_split_sums, a, b, k) } else { joined::<1, R>(split_sums_16, a, b, k) }
     }
 }
 
@@ -460,6 +467,10 @@ impl<const T: usize> SplitSums<T> {
         self.high[t].0[r][c].wrapping_mul(256).wrapping_add(self.low[t].0[r][c])
     }
 }
+
+/// How a kernel writes the split sums of a panel pair (weights, activations, K) into T tiles of each.
+#[cfg(target_arch = "x86_64")]
+pub type SplitFn<const T: usize> = unsafe fn(*mut SplitSums<T>, *const u8, *const u8, usize);
 
 /// Writes the split sums of a ROWS-row weight panel into `sums` (every value: it may be uninitialised; written by
 /// AMX's tile stores, with no zeroing or copy of 2 KB a tile before or after).

@@ -18,7 +18,7 @@ use std::mem::MaybeUninit;
 
 use tract_linalg::mmm::{FusedKerSpec, OutputStoreKer};
 
-use crate::int8_amx::{self, ROWS, SplitSums};
+use crate::int8_amx::{self, ROWS, SplitFn, SplitSums};
 
 /// Runs one tile of the ROWS x COLS kernel's `specs`; None (and nothing done) if one of them is not for this
 /// version.
@@ -52,9 +52,9 @@ pub unsafe fn run_wide(specs: &[FusedKerSpec<f32>]) -> Option<isize> {
 #[target_feature(enable = "avx512f")]
 unsafe fn run_parts<const T: usize>(specs: &[FusedKerSpec<f32>], split: SplitFn<T>) -> Option<isize> {
     let transposed = specs.iter().any(|s| matches!(s, FusedKerSpec::AddMatMul { packing: 1, .. }));
-    let products = specs.iter().filter(|s| matches!(s, FusedKerSpec::AddMatMul { .. })).count();
+    let products = || specs.iter().filter(|s| matches!(s, FusedKerSpec::AddMatMul { .. })).count();
     // The parts are tract's rows, so a wide tile is never held transposed; its sums are taken once, for one product.
-    if (T > 1 && (transposed || products > 1)) || !specs.iter().all(|spec| held_here(spec, transposed)) {
+    if (T > 1 && (transposed || products() > 1)) || !specs.iter().all(|spec| held_here(spec, transposed)) {
         return None;
     }
     // Written by AMX's tile stores at the first AddMatMul (`taken`); not zeroed before, nor moved after.
@@ -65,9 +65,6 @@ unsafe fn run_parts<const T: usize>(specs: &[FusedKerSpec<f32>], split: SplitFn<
     }
     Some(0)
 }
-
-/// How AMX's split sums of a panel pair are written, for a tile of T parts.
-type SplitFn<const T: usize> = unsafe fn(*mut SplitSums<T>, *const u8, *const u8, usize);
 
 /// Rows `part * ROWS..` of the tile, held in registers through the ops (`sums`: AMX's, once `taken`).
 ///

@@ -558,9 +558,24 @@ fn run_amx_wide_kernel(specs: &[FusedKerSpec<f32>]) -> isize {
 #[target_feature(enable = "avx512f")]
 unsafe fn run_amx_tile(specs: &[FusedKerSpec<f32>]) -> isize {
     // SAFETY: the caller's: AVX-512F and AMX are here, the specs are tract's for one tile of this kernel.
-    if let Some(done) = unsafe { crate::int8_amx_tile::run(specs) } {
-        return done;
-    }
+    unsafe { crate::int8_amx_tile::run(specs).unwrap_or_else(|| interpret_amx_tile(specs)) }
+}
+
+/// [`run_amx_wide_kernel`] with AVX-512F, as [`run_amx_tile`]; never transposed (weights as A only).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn run_amx_wide_tile(specs: &[FusedKerSpec<f32>]) -> isize {
+    // SAFETY: as run_amx_tile's, for the wide kernel's tiles.
+    unsafe { crate::int8_amx_tile::run_wide(specs).unwrap_or_else(|| interpret_amx_wide_tile(specs)) }
+}
+
+/// The AMX kernel's tile by the interpreter alone: what int8_amx_tile declines, and its reference.
+///
+/// # Safety
+/// As [`run_amx_tile`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn interpret_amx_tile(specs: &[FusedKerSpec<f32>]) -> isize {
     run_tile::<ROWS, COLS>(specs, &|k, pa, pb, packing| match packing {
         // SAFETY: whole weight and activation panels of PairPanels for this k (64-byte aligned), on a machine with
         // AMX (int8_plan chose this kernel only then).
@@ -571,43 +586,15 @@ unsafe fn run_amx_tile(specs: &[FusedKerSpec<f32>]) -> isize {
     })
 }
 
-/// [`run_amx_wide_kernel`] with AVX-512F, as [`run_amx_tile`]; never transposed (weights as A only).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn run_amx_wide_tile(specs: &[FusedKerSpec<f32>]) -> isize {
-    // SAFETY: as run_amx_tile's, for the wide kernel's tiles.
-    if let Some(done) = unsafe { crate::int8_amx_tile::run_wide(specs) } {
-        return done;
-    }
-    run_tile_held::<WIDE_ROWS, COLS, false>(specs, &|k, pa, pb, packing| match packing {
-        // SAFETY: as run_amx_tile's, a wide weight panel.
-        0 | 2 => Some(unsafe { int8_amx::product_tile::<WIDE_ROWS>(pa, pb, k) }),
-        _ => None,
-    })
-}
-
-/// The AMX kernel's tile by the interpreter alone (int8_amx_tile's reference).
-///
-/// # Safety
-/// As [`run_amx_tile`].
-#[cfg(all(test, target_arch = "x86_64"))]
-pub(crate) unsafe fn interpret_amx_tile(specs: &[FusedKerSpec<f32>]) -> isize {
-    run_tile::<ROWS, COLS>(specs, &|k, pa, pb, packing| match packing {
-        // SAFETY: the caller's.
-        0 | 2 => Some(unsafe { int8_amx::product_tile::<ROWS>(pa, pb, k) }),
-        1 => Some(unsafe { int8_amx::product_tile::<ROWS>(pb, pa, k) }),
-        _ => None,
-    })
-}
-
-/// The wide AMX kernel's tile by the interpreter alone.
+/// The wide AMX kernel's tile by the interpreter alone, as [`interpret_amx_tile`].
 ///
 /// # Safety
 /// As [`run_amx_wide_tile`].
-#[cfg(all(test, target_arch = "x86_64"))]
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
 pub(crate) unsafe fn interpret_amx_wide_tile(specs: &[FusedKerSpec<f32>]) -> isize {
     run_tile_held::<WIDE_ROWS, COLS, false>(specs, &|k, pa, pb, packing| match packing {
-        // SAFETY: the caller's.
+        // SAFETY: as interpret_amx_tile's, a wide weight panel.
         0 | 2 => Some(unsafe { int8_amx::product_tile::<WIDE_ROWS>(pa, pb, k) }),
         _ => None,
     })
@@ -618,7 +605,7 @@ pub(crate) unsafe fn interpret_amx_wide_tile(specs: &[FusedKerSpec<f32>]) -> isi
 /// this kernel's packing). With the weights as tract's B (packing 1), the kernels' product is the tile's
 /// transpose, and so is the output's layout (a matmul's rows are its output's channels, contiguous along the
 /// pixels): the tile is then held transposed, so that neither the product nor the stores need a transposition.
-#[inline(always)] // into run_amx_tile, with its target features
+#[inline(always)] // into interpret_amx_tile, with its target features
 fn run_tile<const R: usize, const C: usize>(specs: &[FusedKerSpec<f32>], product: &Product<R, C>) -> isize {
     if specs.iter().any(|s| matches!(s, FusedKerSpec::AddMatMul { packing: 1, .. })) {
         run_tile_held::<R, C, true>(specs, product)
