@@ -17,6 +17,16 @@ pub struct Im2col {
     n_offsets: Vec<usize>,
     /// One past the last element read: the tensor must hold at least this many.
     extent: usize,
+    /// A convolution's patches: row k is channel k / taps.len() at its tap k % taps.len().
+    patches: Option<Patches>,
+}
+
+/// How a convolution's K splits: `channels` channels `c_stride` elements apart, each read at the kernel's `taps`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+struct Patches {
+    channels: usize,
+    c_stride: usize,
+    taps: Vec<usize>,
 }
 
 impl Im2col {
@@ -26,7 +36,7 @@ impl Im2col {
             (Some(k), Some(n)) => k + n + 1,
             _ => 0,
         };
-        Im2col { k_offsets, n_offsets, extent }
+        Im2col { k_offsets, n_offsets, extent, patches: None }
     }
 
     /// A `k` x `n` matrix, its rows `k_stride` and its columns `n_stride` elements apart.
@@ -50,7 +60,8 @@ impl Im2col {
         };
         let taps = unsigned(geometry.patch.standard_layout_data_field.clone())?;
         let k_offsets = (0..channels).flat_map(|c| taps.iter().map(move |t| c * c_stride + t)).collect();
-        Ok(Im2col::new(k_offsets, unsigned(geometry.patch.centers_offsets())?))
+        let patches = Some(Patches { channels, c_stride, taps });
+        Ok(Im2col { patches, ..Im2col::new(k_offsets, unsigned(geometry.patch.centers_offsets())?) })
     }
 
     pub fn k(&self) -> usize {
@@ -74,6 +85,33 @@ impl Im2col {
     /// Where each row k starts, to which a column's offset adds.
     pub fn k_offsets(&self) -> &[usize] {
         &self.k_offsets
+    }
+
+    /// The largest |x| of each column of `values`' matrix (NaN skipped, as the quantisers skip it), for a convolution
+    /// of more than one tap; None for anything else. A column's values are its taps' pixels in every channel, so its
+    /// largest is the largest, over its taps, of each pixel's largest over the channels, found once for all the
+    /// columns: each value is read once, instead of once for each of its columns (9 times for a 3x3 convolution of
+    /// stride 1). The same maxima exactly: a max is one of its values, whatever the order.
+    pub fn column_max_abs(&self, values: &[f32]) -> Option<Vec<f32>> {
+        let patches = self.patches.as_ref().filter(|p| p.taps.len() > 1 && p.channels > 0)?;
+        // Every pixel a column reads, from where a channel starts.
+        let pixels = self.n_offsets.iter().max()? + patches.taps.iter().max()? + 1;
+        assert!(values.len() >= self.extent, "a tensor this matrix fits");
+        let mut pixel_max = vec![0f32; pixels];
+        for c in 0..patches.channels {
+            // Within the extent: the last channel's start plus the last pixel read.
+            let channel = &values[c * patches.c_stride..][..pixels];
+            pixel_max.iter_mut().zip(channel).for_each(|(m, x)| *m = m.max(x.abs()));
+        }
+        // A kernel's row of taps reads adjacent pixels: the largest over each run of that many pixels, once, leaves a
+        // lookup a row of taps (7 instead of 49 for the 7x7 stem).
+        let (starts, width) = tap_rows(&patches.taps);
+        let mut row_max = pixel_max.clone();
+        for d in 1..width {
+            row_max.iter_mut().zip(&pixel_max[d..]).for_each(|(m, &x)| *m = m.max(x));
+        }
+        let column_max = |n: usize| starts.iter().fold(0f32, |m, &s| m.max(row_max[n + s]));
+        Some(self.n_offsets.iter().map(|&n| column_max(n)).collect())
     }
 
     /// Columns `first..` (at most W) as runs of evenly spaced elements: row k of a run starts at element
@@ -123,6 +161,22 @@ pub struct Run {
     pub from: usize,
     pub len: usize,
     pub step: usize,
+}
+
+/// A kernel's taps (offsets) as rows of adjacent pixels, all as wide: where each row starts, and its width. Taps that
+/// are not so (a dilated kernel) are rows of one.
+fn tap_rows(taps: &[usize]) -> (Vec<usize>, usize) {
+    let mut rows: Vec<(usize, usize)> = vec![];
+    for &t in taps {
+        match rows.last_mut() {
+            Some((start, width)) if *start + *width == t => *width += 1,
+            _ => rows.push((t, 1)),
+        }
+    }
+    match rows.first() {
+        Some(&(_, width)) if rows.iter().all(|r| r.1 == width) => (rows.iter().map(|r| r.0).collect(), width),
+        _ => (taps.to_vec(), 1),
+    }
 }
 
 /// The columns at `offsets` as runs of evenly spaced elements.
@@ -188,5 +242,45 @@ mod tests {
         // A 1x1 convolution's matrix: rows of 40 pixels, and its transpose.
         check_panels::<8>(&Im2col::matrix(6, 40, 40, 1), &values);
         check_panels::<16>(&Im2col::matrix(40, 1, 6, 40), &values);
+    }
+
+    /// A convolution's column maxima found once (per pixel, then per row of taps) are each column's largest |x| over
+    /// its K values, exactly, with NaN skipped: for kernels 3x3 and 7x7, strides 1 and 2, a dilated kernel, and
+    /// channels more or fewer than the taps. A 1x1 convolution or a matrix has none (nothing to share).
+    #[test]
+    fn column_maxima_are_each_columns_largest_magnitude() {
+        let pool = |kernel: usize, stride: usize, dilation: usize, channels: usize| PoolSpec {
+            data_format: DataFormat::NCHW,
+            kernel_shape: tvec![kernel, kernel],
+            padding: PaddingSpec::Valid,
+            dilations: Some(tvec![dilation, dilation]),
+            strides: Some(tvec![stride, stride]),
+            input_channels: channels,
+            output_channels: 4,
+        };
+        // Magnitudes from 0 to ~1e3 of both signs, with NaN and an infinity.
+        let mut seed = 7u32;
+        let mut values: Vec<f32> = (0..5 * 23 * 21)
+            .map(|_| {
+                seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                ((seed >> 8) as f32 / (1 << 24) as f32 - 0.5) * 2e3
+            })
+            .collect();
+        values[100] = f32::NAN;
+        values[23 * 21 + 40] = f32::NEG_INFINITY;
+        for (kernel, stride, dilation, channels) in
+            [(3, 1, 1, 5), (3, 2, 1, 4), (7, 2, 1, 3), (3, 1, 2, 2), (2, 1, 1, 5)]
+        {
+            let conv =
+                Im2col::conv(&pool(kernel, stride, dilation, channels), &[1, channels, 23, 21], channels).unwrap();
+            let maxima = conv.column_max_abs(&values).expect("a convolution of more than one tap");
+            assert_eq!(maxima.len(), conv.n());
+            for (n, &found) in maxima.iter().enumerate() {
+                let want = (0..conv.k()).fold(0f32, |m, k| m.max(values[conv.offset(k, n)].abs()));
+                assert_eq!(found.to_bits(), want.to_bits(), "{kernel}x{kernel} /{stride} d{dilation}: column {n}");
+            }
+        }
+        assert!(Im2col::conv(&pool(1, 1, 1, 5), &[1, 5, 23, 21], 5).unwrap().column_max_abs(&values).is_none());
+        assert!(Im2col::matrix(6, 40, 40, 1).column_max_abs(&values).is_none());
     }
 }

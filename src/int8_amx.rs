@@ -144,11 +144,21 @@ pub fn quantize_activation_panel(out: &mut [u8], columns: &[f32], k: usize, cols
     assert!(cols <= COLS && columns.len() >= k * COLS, "k rows of COLS");
     let all = ColumnRun { values: columns.as_ptr(), r: COLS, from: 0, to: 0, len: cols };
     // SAFETY: the run is within `columns` (asserted).
-    unsafe { quantize_activation_runs(out, &[all], k, cols, &mut Vec::new()) }
+    unsafe { quantize_activation_runs(out, &[all], k, cols, &mut Vec::new(), None) }
+}
+
+/// As [`quantize_activation_panel`], from the columns' largest |x| (`max_abs`, zeros for padding columns), which the
+/// caller knows (a convolution's, src/im2col.rs), instead of a pass over the panel to find them.
+pub fn quantize_activation_panel_with_max(out: &mut [u8], columns: &[f32], k: usize, max_abs: [f32; COLS]) {
+    assert!(columns.len() >= k * COLS, "k rows of COLS");
+    let all = ColumnRun { values: columns.as_ptr(), r: COLS, from: 0, to: 0, len: COLS };
+    // SAFETY: the run is within `columns` (asserted).
+    unsafe { quantize_activation_runs(out, &[all], k, COLS, &mut Vec::new(), Some(max_abs)) }
 }
 
 /// As [`quantize_activation_panel`], the panel's columns read from `runs` of tract's panels. `columns` is a scratch
-/// for CPUs without AVX-512, which gather the runs into one K x COLS panel first.
+/// for CPUs without AVX-512, which gather the runs into one K x COLS panel first. With the columns' maxima if the
+/// caller knows them (as [`quantize_activation_panel_with_max`]).
 ///
 /// # Safety
 /// Each run's panel holds k rows of its r values; the runs cover columns 0..cols.
@@ -158,22 +168,23 @@ pub unsafe fn quantize_activation_runs(
     k: usize,
     cols: usize,
     columns: &mut Vec<f32>,
+    max_abs: Option<[f32; COLS]>,
 ) {
     assert!(cols <= COLS && out.len() == activation_panel_bytes(k), "one panel");
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
-        // SAFETY: AVX-512F is here; the runs are the caller's, the levels' size is asserted above.
-        unsafe { return quantize_runs_avx512(out, &TractRows(runs), k, cols) };
+    if quantiser_features() {
+        // SAFETY: AVX-512F, BW and VBMI are here; the runs are the caller's, the levels' size is asserted above.
+        unsafe { return quantize_runs_avx512(out, &TractRows(runs), k, cols, max_abs) };
     }
     columns.resize(k * COLS, 0.0);
     // SAFETY: the caller's.
     unsafe { gather_runs(runs, k, COLS, columns) };
-    quantize_activation_panel_portable(out, columns, k, cols)
+    quantize_portable(out, columns, k, cols, max_abs)
 }
 
 /// As [`quantize_activation_panel`], the panel's columns read straight from a tensor: row kk of `runs` starts at
-/// element `k_offsets[kk]` of `values`, as a convolution's patches lie in its input (im2col.rs). With AVX-512 only:
-/// false, and nothing written, without it.
+/// element `k_offsets[kk]` of `values`, as a convolution's patches lie in its input (im2col.rs); with the columns'
+/// maxima if the caller knows them. With the AVX-512 quantiser only: false, and nothing written, without it.
 ///
 /// # Safety
 /// Every element read, `k_offsets[kk] + from + i * step` for i < len, is below `values.len()`, which fits an i32.
@@ -183,32 +194,47 @@ pub(crate) unsafe fn quantize_activation_tensor_runs(
     k_offsets: &[usize],
     runs: &[Run],
     cols: usize,
+    max_abs: Option<[f32; COLS]>,
 ) -> bool {
     let k = k_offsets.len();
     assert!(cols <= COLS && out.len() == activation_panel_bytes(k), "one panel");
     assert!(i32::try_from(values.len()).is_ok() && runs.iter().all(|r| r.to + r.len <= COLS), "i32 offsets");
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
-        // SAFETY: AVX-512F is here; the runs are the caller's.
+    if quantiser_features() {
+        // SAFETY: AVX-512F, BW and VBMI are here; the runs are the caller's.
         unsafe {
             let rows = TensorRows::new(values.as_ptr(), k_offsets, runs);
-            quantize_runs_avx512(out, &rows, k, cols);
+            quantize_runs_avx512(out, &rows, k, cols, max_abs);
         }
         return true;
     }
+    let _ = max_abs;
     false
 }
 
-/// The AVX-512 quantiser, the panel's rows from `rows`.
+/// Whether this CPU runs the AVX-512 quantiser: F, BW and VBMI (as every CPU with AMX does).
+#[cfg(target_arch = "x86_64")]
+fn quantiser_features() -> bool {
+    use std::arch::is_x86_feature_detected as has;
+    has!("avx512f") && has!("avx512bw") && has!("avx512vbmi")
+}
+
+/// The AVX-512 quantiser, the panel's rows from `rows`, the columns' maxima from `max_abs` or found here.
 ///
 /// # Safety
-/// AVX-512F; the rows' reads are within their panels or tensors; `out` is one panel of k.
+/// AVX-512F, BW and VBMI; the rows' reads are within their panels or tensors; `out` is one panel of k.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn quantize_runs_avx512<P: PanelRows>(out: &mut [u8], rows: &P, k: usize, cols: usize) {
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
+unsafe fn quantize_runs_avx512<P: PanelRows>(
+    out: &mut [u8],
+    rows: &P,
+    k: usize,
+    cols: usize,
+    max_abs: Option<[f32; COLS]>,
+) {
     // SAFETY: the caller's.
     unsafe {
-        let mut max_abs = column_max_abs_avx512(rows, k);
+        let mut max_abs = max_abs.unwrap_or_else(|| column_max_abs_avx512(rows, k));
         // Padding columns count as zeros.
         max_abs[cols..].fill(0.0);
         let (scales, multipliers) = column_scales(max_abs, k);
@@ -218,8 +244,15 @@ unsafe fn quantize_runs_avx512<P: PanelRows>(out: &mut [u8], rows: &P, k: usize,
 
 /// As [`quantize_activation_panel`], in plain Rust: the reference for the AVX-512 version.
 pub fn quantize_activation_panel_portable(out: &mut [u8], columns: &[f32], k: usize, cols: usize) {
+    quantize_portable(out, columns, k, cols, None)
+}
+
+/// [`quantize_activation_panel_portable`], with the columns' maxima if the caller knows them.
+fn quantize_portable(out: &mut [u8], columns: &[f32], k: usize, cols: usize, max_abs: Option<[f32; COLS]>) {
     assert!(cols <= COLS && out.len() == activation_panel_bytes(k) && columns.len() >= k * COLS, "one panel");
-    let (scales, multipliers) = column_scales(column_max_abs_portable::<COLS>(columns, k, cols), k);
+    let mut max_abs = max_abs.unwrap_or_else(|| column_max_abs_portable::<COLS>(columns, k, cols));
+    max_abs[cols..].fill(0.0);
+    let (scales, multipliers) = column_scales(max_abs, k);
     let levels = write_header(out, &scales);
     let qmax = activation_qmax(k) as f32;
     levels.fill(0);
@@ -271,15 +304,31 @@ impl PanelRows for TractRows<'_> {
     }
 }
 
-/// Runs of a tensor (im2col's), row kk at element `k_offsets[kk]`; each run's lanes and their offsets from the row's
-/// start made once.
+/// Runs of a tensor (im2col's), row kk at element `k_offsets[kk]`; how each run reads its lanes, made once.
 #[cfg(target_arch = "x86_64")]
 struct TensorRows<'r> {
     values: *const f32,
     k_offsets: &'r [usize],
-    /// Per run: its mask, the first element of a masked load (as an offset that may be before the row, masked off) or
-    /// None for a gather, and the gather's offsets.
-    runs: TVec<(std::arch::x86_64::__mmask16, Option<isize>, std::arch::x86_64::__m512i)>,
+    runs: TVec<RunRead>,
+}
+
+/// How a run's lanes (`mask`) are read from a row, past its start.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+enum RunRead {
+    /// Adjacent elements: one masked load from `first` (an offset that may be before the row: masked off).
+    Load { mask: std::arch::x86_64::__mmask16, first: isize },
+    /// Every other element (a convolution of stride 2): the 2 len - 1 elements the run spans in two masked loads
+    /// from `from`, lanes `spans` of each, and the even ones picked out by `index`: 3 instructions, where a gather
+    /// is one load per lane.
+    EveryOther {
+        mask: std::arch::x86_64::__mmask16,
+        from: usize,
+        spans: [std::arch::x86_64::__mmask16; 2],
+        index: std::arch::x86_64::__m512i,
+    },
+    /// Any other step: a masked gather at `offsets`.
+    Gather { mask: std::arch::x86_64::__mmask16, offsets: std::arch::x86_64::__m512i },
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -292,15 +341,20 @@ impl<'r> TensorRows<'r> {
             .iter()
             .map(|run| {
                 let mask = (((1u32 << run.len) - 1) << run.to) as __mmask16;
-                let contiguous = run.step == 1 || run.len == 1;
-                let load = contiguous.then(|| run.from as isize - run.to as isize);
-                // Lane l reads from + (l - to) * step (masked-off lanes' offsets are not used).
+                // Lane l reads element (l - to) * step of the run (masked-off lanes' are not used).
                 let lane = _mm512_sub_epi32(lanes, _mm512_set1_epi32(run.to as i32));
-                let offsets = _mm512_add_epi32(
-                    _mm512_mullo_epi32(lane, _mm512_set1_epi32(run.step as i32)),
-                    _mm512_set1_epi32(run.from as i32),
-                );
-                (mask, load, offsets)
+                let step = _mm512_mullo_epi32(lane, _mm512_set1_epi32(run.step as i32));
+                match run.step {
+                    _ if run.step == 1 || run.len == 1 => {
+                        RunRead::Load { mask, first: run.from as isize - run.to as isize }
+                    }
+                    2 => {
+                        let span = 2 * run.len - 1;
+                        let spans = [(1u32 << span.min(16)) - 1, (1u32 << span.saturating_sub(16)) - 1];
+                        RunRead::EveryOther { mask, from: run.from, spans: spans.map(|m| m as __mmask16), index: step }
+                    }
+                    _ => RunRead::Gather { mask, offsets: _mm512_add_epi32(step, _mm512_set1_epi32(run.from as i32)) },
+                }
             })
             .collect();
         TensorRows { values, k_offsets, runs }
@@ -309,19 +363,26 @@ impl<'r> TensorRows<'r> {
 
 #[cfg(target_arch = "x86_64")]
 impl PanelRows for TensorRows<'_> {
-    /// A masked load per run of adjacent elements, a masked gather per strided one.
     #[target_feature(enable = "avx512f")]
     #[inline]
     unsafe fn row(&self, kk: usize) -> std::arch::x86_64::__m512 {
         use std::arch::x86_64::*;
         let start = self.k_offsets[kk];
         let mut row = _mm512_setzero_ps();
-        for &(mask, load, offsets) in &self.runs {
-            // SAFETY: the lanes in the mask are the run's values of row kk, within the tensor (the caller's).
+        for read in &self.runs {
+            // SAFETY: the lanes in the masks are the run's values of row kk, within the tensor (the caller's).
             row = unsafe {
-                match load {
-                    Some(first) => _mm512_mask_loadu_ps(row, mask, self.values.wrapping_offset(start as isize + first)),
-                    None => {
+                match *read {
+                    RunRead::Load { mask, first } => {
+                        _mm512_mask_loadu_ps(row, mask, self.values.wrapping_offset(start as isize + first))
+                    }
+                    RunRead::EveryOther { mask, from, spans, index } => {
+                        let at = self.values.wrapping_add(start + from);
+                        let low = _mm512_maskz_loadu_ps(spans[0], at);
+                        let high = _mm512_maskz_loadu_ps(spans[1], at.wrapping_add(16));
+                        _mm512_mask_mov_ps(row, mask, _mm512_permutex2var_ps(low, index, high))
+                    }
+                    RunRead::Gather { mask, offsets } => {
                         let offsets = _mm512_add_epi32(offsets, _mm512_set1_epi32(start as i32));
                         _mm512_mask_i32gather_ps::<4>(row, mask, offsets, self.values)
                     }
@@ -363,39 +424,67 @@ fn level_at(kk: usize, c: usize) -> usize {
     (kk / K_STEP) * ACTIVATION_STEP + (kk % K_STEP / 4) * COLS * 4 + c * 4 + kk % 4
 }
 
-/// The levels' bytes, as [`quantize_activation_panel_portable`] writes them: a row of K is 16 columns, one zmm;
-/// four rows (a quad of K) make one u32 per column, byte i from row i, which is the quad AMX's second operand wants
-/// for that column.
+/// The levels' bytes, as [`quantize_activation_panel_portable`] writes them: a row of K is 16 columns, one zmm of
+/// i32 levels; four rows (a quad of K) make one u32 per column, byte i from row i, which is the quad AMX's second
+/// operand wants for that column. A quad's rows are paired into i16 halves of each lane, then two byte permutes
+/// pick the high bytes and the low bytes of the four rows.
+///
+/// # Safety
+/// AVX-512F, BW and VBMI; as [`quantize_activation_runs`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
+unsafe fn split_levels_avx512<P: PanelRows>(levels: &mut [u8], rows: &P, k: usize, multipliers: &[f32; COLS]) {
+    use std::arch::x86_64::*;
+    assert!(levels.len() == padded(k) / K_STEP * ACTIVATION_STEP);
+    // Byte 4c + i of column c's quad: from lane c of the rows' pairs, rows 0 and 1 in the first (bytes 4c and
+    // 4c + 2 for their low bytes), rows 2 and 3 in the second (64 on); the high bytes one further.
+    let low_bytes: [u8; 64] = std::array::from_fn(|b| ((b & 2) << 5 | (b & !3) | (b & 1) << 1) as u8);
+    // SAFETY (loads and stores): rows kk < k of the runs exist (the caller's), quads of `levels` are in bounds.
+    unsafe {
+        let low_index = _mm512_loadu_si512(low_bytes.as_ptr() as *const _);
+        let high_index = _mm512_add_epi8(low_index, _mm512_set1_epi8(1));
+        let multiplier = _mm512_loadu_ps(multipliers.as_ptr());
+        let qmax = _mm512_set1_epi32(activation_qmax(k));
+        for quad in 0..padded(k) / 4 {
+            let kk = quad * 4;
+            let l0 = level_avx512(rows, kk, k, multiplier, qmax);
+            let l1 = level_avx512(rows, kk + 1, k, multiplier, qmax);
+            let l2 = level_avx512(rows, kk + 2, k, multiplier, qmax);
+            let l3 = level_avx512(rows, kk + 3, k, multiplier, qmax);
+            // Each lane: row 0's (or 2's) level in its low i16, row 1's (or 3's) in its high one.
+            let odd = 0xaaaa_aaaa;
+            let first = _mm512_mask_blend_epi16(odd, l0, _mm512_slli_epi32::<16>(l1));
+            let second = _mm512_mask_blend_epi16(odd, l2, _mm512_slli_epi32::<16>(l3));
+            let at = levels.as_mut_ptr().add(level_at(kk, 0));
+            _mm512_storeu_si512(at as *mut _, _mm512_permutex2var_epi8(first, high_index, second));
+            _mm512_storeu_si512(at.add(COLS * K_STEP) as *mut _, _mm512_permutex2var_epi8(first, low_index, second));
+        }
+    }
+}
+
+/// Row kk's levels as i32 (zeros past k): scaled, rounded half to even (MXCSR's default), NaN to 0, clamped to
+/// +-qmax, as the portable version makes them.
 ///
 /// # Safety
 /// AVX-512F; as [`quantize_activation_runs`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn split_levels_avx512<P: PanelRows>(levels: &mut [u8], rows: &P, k: usize, multipliers: &[f32; COLS]) {
+#[inline]
+unsafe fn level_avx512<P: PanelRows>(
+    rows: &P,
+    kk: usize,
+    k: usize,
+    multiplier: std::arch::x86_64::__m512,
+    qmax: std::arch::x86_64::__m512i,
+) -> std::arch::x86_64::__m512i {
     use std::arch::x86_64::*;
-    assert!(levels.len() == padded(k) / K_STEP * ACTIVATION_STEP);
-    let qmax = activation_qmax(k);
-    // SAFETY (loads and stores): rows kk < k of the runs exist (the caller's), quads of `levels` are in bounds.
-    unsafe {
-        let multiplier = _mm512_loadu_ps(multipliers.as_ptr());
-        let (low, high, byte) = (_mm512_set1_epi32(-qmax), _mm512_set1_epi32(qmax), _mm512_set1_epi32(0xff));
-        for quad in 0..padded(k) / 4 {
-            let (mut h, mut l) = (_mm512_setzero_si512(), _mm512_setzero_si512());
-            for i in 0..4.min(k.saturating_sub(quad * 4)) {
-                let x = _mm512_mul_ps(rows.row(quad * 4 + i), multiplier);
-                // Rounded half to even (MXCSR's default), NaN to 0, clamped to +-qmax as the portable version.
-                let ordered = _mm512_cmp_ps_mask::<_CMP_ORD_Q>(x, x);
-                let level = _mm512_maskz_cvtps_epi32(ordered, x);
-                let level = _mm512_min_epi32(_mm512_max_epi32(level, low), high);
-                let shift = _mm512_set1_epi32(8 * i as i32);
-                h = _mm512_or_si512(h, _mm512_sllv_epi32(_mm512_and_si512(_mm512_srai_epi32::<8>(level), byte), shift));
-                l = _mm512_or_si512(l, _mm512_sllv_epi32(_mm512_and_si512(level, byte), shift));
-            }
-            let at = levels.as_mut_ptr().add(level_at(quad * 4, 0));
-            _mm512_storeu_si512(at as *mut _, h);
-            _mm512_storeu_si512(at.add(COLS * K_STEP) as *mut _, l);
-        }
+    if kk >= k {
+        return _mm512_setzero_si512();
     }
+    // SAFETY: kk < k (the caller's).
+    let x = _mm512_mul_ps(unsafe { rows.row(kk) }, multiplier);
+    let level = _mm512_maskz_cvtps_epi32(_mm512_cmp_ps_mask::<_CMP_ORD_Q>(x, x), x);
+    _mm512_min_epi32(_mm512_max_epi32(level, _mm512_sub_epi32(_mm512_setzero_si512(), qmax)), qmax)
 }
 
 /// One tile of integer sums, R rows: `acc[row][col]`.
@@ -695,24 +784,28 @@ mod tests {
             quantize_activation_panel_portable(&mut expected, &gathered, k, cols);
             let mut out = vec![0u8; activation_panel_bytes(k)];
             // SAFETY: as above.
-            unsafe { quantize_activation_runs(&mut out, &runs, k, cols, &mut Vec::new()) };
+            unsafe { quantize_activation_runs(&mut out, &runs, k, cols, &mut Vec::new(), None) };
             assert_eq!(out, expected, "{cols} columns");
         }
     }
 
-    /// A panel read straight from a tensor (rows at scattered offsets; runs of adjacent and of strided values, one
-    /// starting at its row's first element): the panel quantised from the same values gathered first.
+    /// A panel read straight from a tensor (rows at scattered offsets; runs of adjacent values, of every other value
+    /// and of every third, one starting at its row's first element, one ending at the tensor's last): the panel
+    /// quantised from the same values gathered first; the same with the columns' maxima handed in.
     #[test]
     fn panels_from_tensor_runs_are_the_gathered_ones() {
-        let tensor: Vec<f32> = (0..5000).map(|i| (i as f32 * 0.23).sin() * (1 + i % 11) as f32).collect();
-        let k_offsets: Vec<usize> = (0..150).map(|kk| (kk * 29) % 4000).collect();
         let runs = [
-            Run { to: 0, from: 0, len: 5, step: 1 },
-            Run { to: 5, from: 300, len: 7, step: 2 },
-            Run { to: 12, from: 700, len: 1, step: 1 },
+            Run { to: 0, from: 0, len: 4, step: 1 },
+            Run { to: 4, from: 300, len: 7, step: 2 },
+            Run { to: 11, from: 700, len: 3, step: 3 },
+            Run { to: 14, from: 800, len: 1, step: 1 },
         ];
-        let cols = 13;
-        let mut gathered = vec![0f32; k_offsets.len() * COLS];
+        let k_offsets: Vec<usize> = (0..150).map(|kk| (kk * 29) % 4000).collect();
+        // The last row's last run ends at the tensor's last element: no read past it.
+        let len = k_offsets.iter().max().unwrap() + 800 + 1;
+        let tensor: Vec<f32> = (0..len).map(|i| (i as f32 * 0.23).sin() * (1 + i % 11) as f32).collect();
+        let (k, cols) = (k_offsets.len(), 15);
+        let mut gathered = vec![0f32; k * COLS];
         for (kk, &start) in k_offsets.iter().enumerate() {
             for run in &runs {
                 for i in 0..run.len {
@@ -720,15 +813,17 @@ mod tests {
                 }
             }
         }
-        let k = k_offsets.len();
         let mut expected = vec![0u8; activation_panel_bytes(k)];
         quantize_activation_panel_portable(&mut expected, &gathered, k, cols);
-        let mut out = vec![0u8; activation_panel_bytes(k)];
-        // SAFETY: every element read is within the tensor.
-        if unsafe { quantize_activation_tensor_runs(&mut out, &tensor, &k_offsets, &runs, cols) } {
-            assert_eq!(out, expected);
-        } else {
-            eprintln!("no AVX-512 on this machine: tensor runs are not read directly here");
+        let max_abs = column_max_abs_portable::<COLS>(&gathered, k, cols);
+        for known in [None, Some(max_abs)] {
+            let mut out = vec![0u8; activation_panel_bytes(k)];
+            // SAFETY: every element read is within the tensor.
+            if unsafe { quantize_activation_tensor_runs(&mut out, &tensor, &k_offsets, &runs, cols, known) } {
+                assert_eq!(out, expected, "maxima handed in: {}", known.is_some());
+            } else {
+                eprintln!("no AVX-512 quantiser on this machine: tensor runs are not read directly here");
+            }
         }
     }
 

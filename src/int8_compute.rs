@@ -47,8 +47,8 @@ use crate::im2col::{self, Im2col};
 use crate::int8_amx::{self, COLS, ROWS, WIDE_ROWS};
 use crate::int8_matmul::{
     ColumnRun, MR, NR, activation_panel_bytes, gather_runs, pack_weight_panel_rows, product_tile, product_tile_widened,
-    quantize_activation_panel, reads_weights_unwidened, tile, tile_widened, weight_panel_bytes, widen_weight_panel,
-    widened_weight_panel_len, write_scales,
+    quantize_activation_panel, quantize_activation_panel_with_max, reads_weights_unwidened, tile, tile_widened,
+    weight_panel_bytes, widen_weight_panel, widened_weight_panel_len, write_scales,
 };
 use crate::model_bytes::BytesSlice;
 
@@ -903,6 +903,17 @@ impl PairFormat {
         }
     }
 
+    /// As [`PairFormat::quantize`], from the columns' largest |x| (zeros for padding columns), which the caller knows.
+    fn quantize_with_max(self, out: &mut [u8], columns: &[f32], k: usize, max_abs: &[f32]) {
+        let width = "the format's panel width";
+        match self {
+            PairFormat::AmxActivations => {
+                int8_amx::quantize_activation_panel_with_max(out, columns, k, max_abs.try_into().expect(width))
+            }
+            _ => quantize_activation_panel_with_max(out, columns, k, max_abs.try_into().expect(width)),
+        }
+    }
+
     /// As [`PairFormat::quantize`], the panel's columns from `runs` of tract's panels (gathered into `columns` first
     /// where the quantiser reads contiguous columns).
     ///
@@ -912,7 +923,7 @@ impl PairFormat {
         // SAFETY: the caller's.
         unsafe {
             match self {
-                PairFormat::AmxActivations => int8_amx::quantize_activation_runs(out, runs, k, cols, columns),
+                PairFormat::AmxActivations => int8_amx::quantize_activation_runs(out, runs, k, cols, columns, None),
                 _ => {
                     columns.resize(k * self.r(), 0.0);
                     gather_runs(runs, k, self.r(), columns);
@@ -1204,32 +1215,80 @@ struct QuantizeGathered {
 }
 
 impl QuantizeGathered {
-    fn panels<const W: usize>(&self, values: &[f32]) -> TractResult<PairPanels> {
+    /// The panels of `values`, with the column maxima if known (`maxima`, a convolution's: [`Im2col::column_max_abs`]).
+    fn panels<const W: usize>(&self, values: &[f32], maxima: Option<Vec<f32>>) -> TractResult<PairPanels> {
         ensure!(self.format.r() == W, "{} columns a panel", self.format.r());
         let (k, n) = (self.im2col.k(), self.im2col.n());
         PairPanels::new(self.format, n, k, Vec::new, |columns, j, out| {
+            let max_abs = maxima.as_ref().map(|m| {
+                let mut panel = [0f32; W];
+                let cols = W.min(n - j * W);
+                panel[..cols].copy_from_slice(&m[j * W..][..cols]);
+                panel
+            });
             // AMX's quantiser (on AVX-512) reads a panel's rows where they lie, with masked loads and gathers,
-            // unless they are one run of adjacent values: then a copy into the scratch panel first is faster
-            // (natively, WRN-50-2's layer 1: its rows' reads are scattered over the channels, twice).
+            // unless it would read them twice (maxima unknown) and they are one run of adjacent values: then a copy
+            // into the scratch panel first is faster (natively, WRN-50-2's 1x1 convolutions, which read each value
+            // once anyway).
             if self.format == PairFormat::AmxActivations {
                 let runs = self.im2col.panel_runs::<W>(j * W);
                 let one_copy = matches!(runs[..], [im2col::Run { to: 0, len, step: 1, .. }] if len == W);
-                if !one_copy && !runs.is_empty() {
+                if (max_abs.is_some() || !one_copy) && !runs.is_empty() {
                     let cols = runs.iter().map(|r| r.len).sum();
+                    let offsets = self.im2col.k_offsets();
+                    let max_abs = max_abs.map(|m| m[..].try_into().expect("AMX's panel width"));
                     // SAFETY: every element a run reads is below the im2col's extent, which `values` holds (eval).
-                    if unsafe {
-                        int8_amx::quantize_activation_tensor_runs(out, values, self.im2col.k_offsets(), &runs, cols)
-                    } {
+                    if unsafe { int8_amx::quantize_activation_tensor_runs(out, values, offsets, &runs, cols, max_abs) }
+                    {
                         return Ok(());
                     }
                 }
             }
             columns.resize(k * W, 0.0);
             let cols = self.im2col.panel::<W>(values, j * W, columns);
-            self.format.quantize(out, columns, k, cols);
+            match max_abs {
+                Some(max_abs) => self.format.quantize_with_max(out, columns, k, &max_abs),
+                None => self.format.quantize(out, columns, k, cols),
+            }
             Ok(())
         })
     }
+}
+
+/// For bench/quantiser.rs: the activation panels of a convolution with a `kernel` x `kernel` kernel and `stride` over
+/// `input` (channels x height x width, padded), as the model's quantiser makes them (AMX's where in use, else the pair
+/// kernel's); with the column maxima found once for the convolution (`window_max`), or panel by panel. Returns a
+/// byte of each panel, so that none is optimised out.
+#[doc(hidden)]
+pub fn quantize_convolution_patches(
+    input: &[f32],
+    shape: [usize; 3],
+    kernel: usize,
+    stride: usize,
+    window_max: bool,
+) -> TractResult<u64> {
+    use tract_onnx::tract_core::ops::cnn::PaddingSpec;
+    use tract_onnx::tract_core::ops::nn::DataFormat;
+    let pool_spec = PoolSpec {
+        data_format: DataFormat::NCHW,
+        kernel_shape: tvec![kernel, kernel],
+        padding: PaddingSpec::Valid,
+        dilations: None,
+        strides: Some(tvec![stride, stride]),
+        input_channels: shape[0],
+        output_channels: 1,
+    };
+    let im2col = Im2col::conv(&pool_spec, &[1, shape[0], shape[1], shape[2]], shape[0])?;
+    ensure!(input.len() >= im2col.extent(), "{} values, {} read", input.len(), im2col.extent());
+    let format = PairFormat::activations(int8_amx::in_use());
+    let maxima = window_max.then(|| im2col.column_max_abs(input)).flatten();
+    let quantize = QuantizeGathered { im2col: Arc::new(im2col), format, batch: tvec![] };
+    let panels = match format {
+        PairFormat::AmxActivations => quantize.panels::<COLS>(input, maxima)?,
+        _ => quantize.panels::<NR>(input, maxima)?,
+    };
+    let bytes = panels.bytes.as_bytes();
+    Ok(bytes.iter().step_by(format.panel_bytes(panels.k)).map(|&b| b as u64).sum())
 }
 
 impl Op for QuantizeGathered {
@@ -1247,9 +1306,11 @@ impl EvalOp for QuantizeGathered {
         let view = inputs[0].try_as_plain_ram()?;
         let values = view.as_slice::<f32>()?;
         ensure!(values.len() >= self.im2col.extent(), "{} values, {} read", values.len(), self.im2col.extent());
+        // A convolution's column maxima, found once for all its panels: each panel's rows are then read once.
+        let maxima = self.im2col.column_max_abs(values);
         let panels = match self.format {
-            PairFormat::AmxActivations => self.panels::<COLS>(values)?,
-            _ => self.panels::<NR>(values)?,
+            PairFormat::AmxActivations => self.panels::<COLS>(values, maxima)?,
+            _ => self.panels::<NR>(values, maxima)?,
         };
         let values: TVec<Box<dyn MMMInputValue>> = tvec![Box::new(panels) as Box<dyn MMMInputValue>];
         let out = PackedMatrixStorage::new_batched(&self.batch, values).into_tensor(f32::datum_type());

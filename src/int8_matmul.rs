@@ -191,9 +191,16 @@ pub unsafe fn gather_runs(runs: &[ColumnRun], k: usize, width: usize, columns: &
 }
 
 /// One activation panel's column scales and the multipliers that quantise it: `columns` is K x NR, K-major (as
-/// tract packs activations); columns from `cols` on are padding, whatever they hold.
-fn activation_scales(columns: &[f32], k: usize, cols: usize, qmax: i32) -> ([f32; NR], [f32; NR]) {
-    column_scales_to(column_max_abs(columns, k, cols), qmax)
+/// tract packs activations); columns from `cols` on are padding, whatever they hold. From the columns' maxima when
+/// the caller knows them (`max_abs`, zeros for padding), else found here.
+fn activation_scales(
+    columns: &[f32],
+    k: usize,
+    cols: usize,
+    qmax: i32,
+    max_abs: Option<[f32; NR]>,
+) -> ([f32; NR], [f32; NR]) {
+    column_scales_to(max_abs.unwrap_or_else(|| column_max_abs(columns, k, cols)), qmax)
 }
 
 /// The scales (max|x| / qmax) and multipliers (qmax / max|x|) of columns with maxima `max_abs`, for a sum over `k`.
@@ -277,16 +284,23 @@ fn column_max_abs(columns: &[f32], k: usize, cols: usize) -> [f32; NR] {
 /// Writes one activation panel from `columns` (K x NR, K-major; `cols` columns exist), each column quantised on its
 /// own: symmetric, scale max|x| / qmax, rounded half to even. The portable version: the reference for the SIMD one.
 pub fn quantize_activation_panel_portable(out: &mut [u8], columns: &[f32], k: usize, cols: usize) {
-    quantize_activation_panel_to_portable(out, columns, k, cols, activation_qmax(k))
+    quantize_activation_panel_to_portable(out, columns, k, cols, activation_qmax(k), None)
 }
 
 /// As [`quantize_activation_panel_portable`], to levels up to `qmax` (for a kernel whose weights are wider than int8,
-/// src/winograd.rs).
-pub fn quantize_activation_panel_to_portable(out: &mut [u8], columns: &[f32], k: usize, cols: usize, qmax: i32) {
+/// src/winograd.rs), with the columns' maxima if the caller knows them (as [`quantize_activation_panel_with_max`]).
+pub fn quantize_activation_panel_to_portable(
+    out: &mut [u8],
+    columns: &[f32],
+    k: usize,
+    cols: usize,
+    qmax: i32,
+    max_abs: Option<[f32; NR]>,
+) {
     assert!(cols <= NR && out.len() == activation_panel_bytes(k) && columns.len() >= k * NR, "one panel");
     assert!((1..=i16::MAX as i32).contains(&qmax), "levels fit an i16");
     out.fill(0);
-    let (scales, inverse) = activation_scales(columns, k, cols, qmax);
+    let (scales, inverse) = activation_scales(columns, k, cols, qmax, max_abs);
     let qmax = qmax as f32;
     let (scale_bytes, q) = out.split_at_mut(NR * 4);
     write_scales(scale_bytes, &scales);
@@ -306,18 +320,31 @@ pub use quantize_activation_panel_to_portable as quantize_activation_panel_to;
 /// Writes one activation panel as [`quantize_activation_panel_portable`] does, on SIMD (wasm's or x86-64's SSE2).
 #[cfg(any(all(target_arch = "wasm32", target_feature = "simd128"), target_arch = "x86_64"))]
 pub fn quantize_activation_panel(out: &mut [u8], columns: &[f32], k: usize, cols: usize) {
-    quantize_activation_panel_to(out, columns, k, cols, activation_qmax(k))
+    quantize_activation_panel_to(out, columns, k, cols, activation_qmax(k), None)
+}
+
+/// As [`quantize_activation_panel`], from the columns' largest |x| (`max_abs`, zeros for padding columns), which the
+/// caller knows (a convolution's, src/im2col.rs), instead of a pass over the panel to find them.
+pub fn quantize_activation_panel_with_max(out: &mut [u8], columns: &[f32], k: usize, max_abs: [f32; NR]) {
+    quantize_activation_panel_to(out, columns, k, NR, activation_qmax(k), Some(max_abs))
 }
 
 /// As [`quantize_activation_panel_to_portable`], on wasm SIMD: per pair of K, two rows of 8 columns are scaled,
 /// rounded, narrowed to i16 and interleaved into column pairs. (|x * multiplier| never exceeds qmax by more than
 /// rounding, so the saturating narrowing clamps as the portable version does.)
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-pub fn quantize_activation_panel_to(out: &mut [u8], columns: &[f32], k: usize, cols: usize, qmax: i32) {
+pub fn quantize_activation_panel_to(
+    out: &mut [u8],
+    columns: &[f32],
+    k: usize,
+    cols: usize,
+    qmax: i32,
+    max_abs: Option<[f32; NR]>,
+) {
     use core::arch::wasm32::*;
     assert!(cols <= NR && out.len() == activation_panel_bytes(k) && columns.len() >= k * NR, "one panel");
     assert!((1..=i16::MAX as i32).contains(&qmax), "levels fit an i16");
-    let (scales, inverse) = activation_scales(columns, k, cols, qmax);
+    let (scales, inverse) = activation_scales(columns, k, cols, qmax, max_abs);
     let (scale_bytes, q) = out.split_at_mut(NR * 4);
     write_scales(scale_bytes, &scales);
     // SAFETY (all loads and stores below): `columns` holds k rows of NR f32 and `q` pairs(k) pairs of NR i16
@@ -343,11 +370,18 @@ pub fn quantize_activation_panel_to(out: &mut [u8], columns: &[f32], k: usize, c
 /// As [`quantize_activation_panel_to_portable`], on SSE2: as the wasm version, with `cvtps2dq` rounding half to even
 /// (the default rounding mode), NaN masked to 0 as the portable version's cast makes it, and `packssdw` narrowing.
 #[cfg(target_arch = "x86_64")]
-pub fn quantize_activation_panel_to(out: &mut [u8], columns: &[f32], k: usize, cols: usize, qmax: i32) {
+pub fn quantize_activation_panel_to(
+    out: &mut [u8],
+    columns: &[f32],
+    k: usize,
+    cols: usize,
+    qmax: i32,
+    max_abs: Option<[f32; NR]>,
+) {
     use core::arch::x86_64::*;
     assert!(cols <= NR && out.len() == activation_panel_bytes(k) && columns.len() >= k * NR, "one panel");
     assert!((1..=i16::MAX as i32).contains(&qmax), "levels fit an i16");
-    let (scales, inverse) = activation_scales(columns, k, cols, qmax);
+    let (scales, inverse) = activation_scales(columns, k, cols, qmax, max_abs);
     let (scale_bytes, q) = out.split_at_mut(NR * 4);
     write_scales(scale_bytes, &scales);
     // SAFETY (all loads and stores below): SSE2 is part of x86-64; `columns` holds k rows of NR f32 and `q`

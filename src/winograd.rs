@@ -120,7 +120,7 @@ impl WinogradWeights {
                 }
                 for (position, out) in out.chunks_exact_mut(panel_bytes).enumerate() {
                     let columns = &transformed[position * stride..][..cin * NR];
-                    quantize_activation_panel_to(out, columns, cin, cols, self.qmax);
+                    quantize_activation_panel_to(out, columns, cin, cols, self.qmax, None);
                 }
             }
             Ok(())

@@ -5,8 +5,9 @@
 use wrn_wasm::int8_matmul::{
     MR, NR, PackedWeights, QuantizedActivations, TileKernel, WidenedTileKernel, activation_panel_bytes,
     activation_qmax, matmul, matmul_with, pack_weight_panel, pack_weight_panel_rows, product_tile,
-    product_tile_widened, quantize_activation_panel, quantize_activation_panel_portable, tile, tile_portable,
-    tile_widened, tile_widened_portable, weight_panel_bytes, widen_weight_panel, widened_weight_panel_len,
+    product_tile_widened, quantize_activation_panel, quantize_activation_panel_portable,
+    quantize_activation_panel_with_max, tile, tile_portable, tile_widened, tile_widened_portable, weight_panel_bytes,
+    widen_weight_panel, widened_weight_panel_len,
 };
 
 #[cfg(target_arch = "wasm32")]
@@ -103,6 +104,24 @@ fn padding_columns_and_nan_quantise_as_the_portable_version() {
     let scale = |c: usize| f32::from_le_bytes(portable[c * 4..][..4].try_into().unwrap());
     assert!(scale(0) > 0.0 && scale(1) > 0.0, "NaN is skipped, not propagated into the scale");
     assert_eq!((scale(2), scale(cols)), (0.0, 0.0), "zero and padding columns have no scale");
+}
+
+/// With the columns' maxima handed in (a convolution's, found once for all its panels), a panel is the one whose
+/// maxima are found from its columns: padding columns with zero maxima, whatever they hold.
+#[test]
+fn panels_with_their_maxima_handed_in_are_the_same() {
+    let (k, cols) = (45, 6);
+    let mut rng = Rng(11);
+    let columns: Vec<f32> =
+        (0..k * NR).map(|i| if i % NR >= cols { 1e30 } else { (rng.unit() - 0.5) * 50.0 }).collect();
+    let mut max_abs = [0f32; NR];
+    for row in columns.chunks_exact(NR) {
+        (0..cols).for_each(|c| max_abs[c] = max_abs[c].max(row[c].abs()));
+    }
+    let (mut found, mut handed) = (vec![0u8; activation_panel_bytes(k)], vec![0u8; activation_panel_bytes(k)]);
+    quantize_activation_panel(&mut found, &columns, k, cols);
+    quantize_activation_panel_with_max(&mut handed, &columns, k, max_abs);
+    assert!(found == handed, "the same panel");
 }
 
 /// The weight panels made from the model's rows (the load's path for int8 compute, an 8 x 8 transposition of 16-bit
