@@ -122,6 +122,32 @@ async function pairedRounds(where, run, duel) {
 const paired = {};
 const scratchLogits = join(out, 'rounds.f32');
 
+// Natively, paired rounds too: tract (the CLI's default) on the int8 file and onnxruntime on its best int8 model of
+// the sweep, each in a fresh process, one right after the other, which goes first alternating from round to round.
+// (Two processes of two languages cannot interleave their inferences as the wasm duels do; back to back, a round's
+// two runs still see a closer machine than the sweep's, minutes apart.)
+{
+  const ortBest = bestInt8('native', 'onnxruntime', 1).model;
+  const tractRun = () => JSON.parse(sh(join(root, 'target/release/examples/tract_native'),
+    [models.int8, 'model/manifest.json', input, String(RUNS), scratchLogits]));
+  const ortRun = () => JSON.parse(sh(py, ['bench/ort_native.py', models[ortBest], input, '1', String(RUNS), scratchLogits]));
+  const rounds = [];
+  for (let i = 0; i < ROUNDS; i++) {
+    let tract, ort;
+    if (i % 2 === 0) {
+      tract = tractRun();
+      ort = ortRun();
+    } else {
+      ort = ortRun();
+      tract = tractRun();
+    }
+    rounds.push({ inference1: tract.median_ms / ort.median_ms });
+    console.error(`native round ${i + 1}: tract ${tract.median_ms.toFixed(0)} / onnxruntime ${ort.median_ms.toFixed(0)} ms ` +
+      `(${rounds[i].inference1.toFixed(2)})`);
+  }
+  paired.native = { best1: ortBest, rounds };
+}
+
 const nodeRun = (engine, m, t, runs, logits = scratchLogits) =>
   JSON.parse(sh('node', ['bench/wasm_node.mjs', wrnOrOrt(engine), models[m], input, String(t), String(runs), logits, weightsOf(engine)]));
 for (const [engine, m, t] of threadedConfigs) {
@@ -211,8 +237,7 @@ ratios.push(`| inference, all ${CORES} cores, vs onnxruntime-web's best int8 at 
 })} |`);
 ratios.push(`| load+optimise, same int8 file | ${both((w) => roundsRatio(w, 'load'))} |`);
 ratios.push(`| wasm memory with the model loaded, after the runs / 300 MB | ${both((w) => ratio(find(w, 'wrn-wasm', 'int8', 1)?.wasm_mb, 300))} |`);
-const nb = bestInt8('native', 'onnxruntime', 1);
-ratios.push(`| native, 1 thread: tract int8 vs onnxruntime's best int8 (${nb?.model}) | ${ratio(find('native', 'tract', 'int8', 1)?.median_ms, nb?.median_ms)} | |`);
+ratios.push(`| native, 1 thread: tract int8 vs onnxruntime's best int8 | ${roundsRatio('native', 'inference1')}; ${paired.native.best1} | |`);
 
 const machine = `${cpus()[0].model}, ${CORES} cores; Node ${process.version}; ${sh('/usr/bin/chromium', ['--version'], { stdio: ['ignore', 'pipe', 'ignore'] }).trim()}; ` +
   `${RUNS} runs after a warm-up, median; weights: ${manifest.weights.source}`;
