@@ -52,10 +52,11 @@ pub fn available() -> bool {
     static AVAILABLE: LazyLock<bool> = LazyLock::new(|| {
         #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
         {
-            // CPUID leaf 7: EDX bit 24 is AMX-TILE, bit 25 AMX-INT8. AVX-512F quantises the activations.
+            // CPUID leaf 7: EDX bit 24 is AMX-TILE, bit 25 AMX-INT8. AVX-512 (F, BW, VBMI) quantises the activations
+            // and runs the tiles' epilogue.
             let leaf7 = std::arch::x86_64::__cpuid_count(7, 0);
             let amx = leaf7.edx & (3 << 24) == 3 << 24;
-            amx && std::arch::is_x86_feature_detected!("avx512f") && request_tile_data()
+            amx && quantiser_features() && request_tile_data()
         }
         #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
         false
@@ -139,7 +140,8 @@ fn weight_at<const R: usize>(kk: usize, r: usize) -> usize {
 
 /// Writes one activation panel from `columns` (K x COLS, K-major, as tract packs activations; `cols` columns exist,
 /// the others are padding, whatever they hold), each column quantised as int8_matmul quantises it: symmetric, scale
-/// max|x| / qmax, rounded half to even (NaN to 0). With AVX-512 where the CPU has it (as every CPU with AMX does).
+/// max|x| / qmax, rounded half to even (NaN to 0). With AVX-512 (F, BW, VBMI) where the CPU has it, as every CPU with
+/// AMX does.
 pub fn quantize_activation_panel(out: &mut [u8], columns: &[f32], k: usize, cols: usize) {
     assert!(cols <= COLS && columns.len() >= k * COLS, "k rows of COLS");
     let all = ColumnRun { values: columns.as_ptr(), r: COLS, from: 0, to: 0, len: cols };
@@ -157,7 +159,7 @@ pub fn quantize_activation_panel_with_max(out: &mut [u8], columns: &[f32], k: us
 }
 
 /// As [`quantize_activation_panel`], the panel's columns read from `runs` of tract's panels. `columns` is a scratch
-/// for CPUs without AVX-512, which gather the runs into one K x COLS panel first. With the columns' maxima if the
+/// for CPUs without the AVX-512 quantiser, which gather the runs into one K x COLS panel first. With the columns' maxima if the
 /// caller knows them (as [`quantize_activation_panel_with_max`]).
 ///
 /// # Safety
@@ -187,7 +189,8 @@ pub unsafe fn quantize_activation_runs(
 /// maxima if the caller knows them. With the AVX-512 quantiser only: false, and nothing written, without it.
 ///
 /// # Safety
-/// Every element read, `k_offsets[kk] + from + i * step` for i < len, is below `values.len()`, which fits an i32.
+/// Every element read, `k_offsets[kk] + from + i` for i <= (len - 1) * step, is below `values.len()`, which fits an
+/// i32.
 pub(crate) unsafe fn quantize_activation_tensor_runs(
     out: &mut [u8],
     values: &[f32],
@@ -198,7 +201,8 @@ pub(crate) unsafe fn quantize_activation_tensor_runs(
 ) -> bool {
     let k = k_offsets.len();
     assert!(cols <= COLS && out.len() == activation_panel_bytes(k), "one panel");
-    assert!(i32::try_from(values.len()).is_ok() && runs.iter().all(|r| r.to + r.len <= COLS), "i32 offsets");
+    let in_panel = |r: &Run| r.len >= 1 && r.to + r.len <= COLS;
+    assert!(i32::try_from(values.len()).is_ok() && runs.iter().all(in_panel), "i32 offsets, runs in the panel");
     #[cfg(target_arch = "x86_64")]
     if quantiser_features() {
         // SAFETY: AVX-512F, BW and VBMI are here; the runs are the caller's.
@@ -370,7 +374,8 @@ impl PanelRows for TensorRows<'_> {
         let start = self.k_offsets[kk];
         let mut row = _mm512_setzero_ps();
         for read in &self.runs {
-            // SAFETY: the lanes in the masks are the run's values of row kk, within the tensor (the caller's).
+            // SAFETY: the lanes in the masks are the run's values of row kk (for every other element, the elements
+            // from the run's first to its last), within the tensor (the caller's).
             row = unsafe {
                 match *read {
                     RunRead::Load { mask, first } => {
@@ -790,39 +795,44 @@ mod tests {
     }
 
     /// A panel read straight from a tensor (rows at scattered offsets; runs of adjacent values, of every other value
-    /// and of every third, one starting at its row's first element, one ending at the tensor's last): the panel
-    /// quantised from the same values gathered first; the same with the columns' maxima handed in.
+    /// (spanning one vector and two) and of every third, one starting at its row's first element, one ending at the
+    /// tensor's last): the panel quantised from the same values gathered first; the same with the columns' maxima
+    /// handed in.
     #[test]
     fn panels_from_tensor_runs_are_the_gathered_ones() {
-        let runs = [
+        let mixed = vec![
             Run { to: 0, from: 0, len: 4, step: 1 },
             Run { to: 4, from: 300, len: 7, step: 2 },
             Run { to: 11, from: 700, len: 3, step: 3 },
             Run { to: 14, from: 800, len: 1, step: 1 },
         ];
+        let every_other = vec![Run { to: 0, from: 5, len: 16, step: 2 }];
         let k_offsets: Vec<usize> = (0..150).map(|kk| (kk * 29) % 4000).collect();
-        // The last row's last run ends at the tensor's last element: no read past it.
-        let len = k_offsets.iter().max().unwrap() + 800 + 1;
-        let tensor: Vec<f32> = (0..len).map(|i| (i as f32 * 0.23).sin() * (1 + i % 11) as f32).collect();
-        let (k, cols) = (k_offsets.len(), 15);
-        let mut gathered = vec![0f32; k * COLS];
-        for (kk, &start) in k_offsets.iter().enumerate() {
-            for run in &runs {
-                for i in 0..run.len {
-                    gathered[kk * COLS + run.to + i] = tensor[start + run.from + i * run.step];
+        for (runs, cols) in [(mixed, 15), (every_other, 16)] {
+            // The last row's last run ends at the tensor's last element: no read past it.
+            let last = runs.iter().map(|r| r.from + (r.len - 1) * r.step).max().unwrap();
+            let len = k_offsets.iter().max().unwrap() + last + 1;
+            let tensor: Vec<f32> = (0..len).map(|i| (i as f32 * 0.23).sin() * (1 + i % 11) as f32).collect();
+            let k = k_offsets.len();
+            let mut gathered = vec![0f32; k * COLS];
+            for (kk, &start) in k_offsets.iter().enumerate() {
+                for run in &runs {
+                    for i in 0..run.len {
+                        gathered[kk * COLS + run.to + i] = tensor[start + run.from + i * run.step];
+                    }
                 }
             }
-        }
-        let mut expected = vec![0u8; activation_panel_bytes(k)];
-        quantize_activation_panel_portable(&mut expected, &gathered, k, cols);
-        let max_abs = column_max_abs_portable::<COLS>(&gathered, k, cols);
-        for known in [None, Some(max_abs)] {
-            let mut out = vec![0u8; activation_panel_bytes(k)];
-            // SAFETY: every element read is within the tensor.
-            if unsafe { quantize_activation_tensor_runs(&mut out, &tensor, &k_offsets, &runs, cols, known) } {
-                assert_eq!(out, expected, "maxima handed in: {}", known.is_some());
-            } else {
-                eprintln!("no AVX-512 quantiser on this machine: tensor runs are not read directly here");
+            let mut expected = vec![0u8; activation_panel_bytes(k)];
+            quantize_activation_panel_portable(&mut expected, &gathered, k, cols);
+            let max_abs = column_max_abs_portable::<COLS>(&gathered, k, cols);
+            for known in [None, Some(max_abs)] {
+                let mut out = vec![0u8; activation_panel_bytes(k)];
+                // SAFETY: every element read is within the tensor.
+                if unsafe { quantize_activation_tensor_runs(&mut out, &tensor, &k_offsets, &runs, cols, known) } {
+                    assert_eq!(out, expected, "{} runs, maxima handed in: {}", runs.len(), known.is_some());
+                } else {
+                    eprintln!("no AVX-512 quantiser on this machine: tensor runs are not read directly here");
+                }
             }
         }
     }

@@ -1204,7 +1204,7 @@ impl TypedOp for QuantizeActivations {
 
 /// Pair panels quantised straight from the tensor that tract's im2col or packer would make f32 panels from, which then
 /// are neither written nor read, and the packer does not run: each panel's columns gathered into a scratch of the
-/// panel's width (or, for AMX on AVX-512, read where they lie), then quantised as [`QuantizeActivations`] does (the
+/// panel's width (or, for AMX with the AVX-512 quantiser, read where they lie), then quantised as [`QuantizeActivations`] does (the
 /// same panels, so the same logits bit for bit).
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
 struct QuantizeGathered {
@@ -1226,7 +1226,8 @@ impl QuantizeGathered {
                 panel[..cols].copy_from_slice(&m[j * W..][..cols]);
                 panel
             });
-            // AMX's quantiser (on AVX-512) reads a panel's rows where they lie, with masked loads and gathers,
+            // AMX's quantiser (AVX-512 F, BW, VBMI) reads a panel's rows where they lie (masked loads; for stride 2,
+            // two and a permute; gathers for other strides),
             // unless it would read them twice (maxima unknown) and they are one run of adjacent values: then a copy
             // into the scratch panel first is faster (natively, WRN-50-2's 1x1 convolutions, which read each value
             // once anyway).

@@ -190,19 +190,6 @@ pub unsafe fn gather_runs(runs: &[ColumnRun], k: usize, width: usize, columns: &
     }
 }
 
-/// One activation panel's column scales and the multipliers that quantise it: `columns` is K x NR, K-major (as
-/// tract packs activations); columns from `cols` on are padding, whatever they hold. From the columns' maxima when
-/// the caller knows them (`max_abs`, zeros for padding), else found here.
-fn activation_scales(
-    columns: &[f32],
-    k: usize,
-    cols: usize,
-    qmax: i32,
-    max_abs: Option<[f32; NR]>,
-) -> ([f32; NR], [f32; NR]) {
-    column_scales_to(max_abs.unwrap_or_else(|| column_max_abs(columns, k, cols)), qmax)
-}
-
 /// The scales (max|x| / qmax) and multipliers (qmax / max|x|) of columns with maxima `max_abs`, for a sum over `k`.
 pub fn column_scales<const N: usize>(max_abs: [f32; N], k: usize) -> ([f32; N], [f32; N]) {
     column_scales_to(max_abs, activation_qmax(k))
@@ -297,17 +284,39 @@ pub fn quantize_activation_panel_to_portable(
     qmax: i32,
     max_abs: Option<[f32; NR]>,
 ) {
+    out.fill(0);
+    quantize_panel(out, columns, k, cols, qmax, max_abs, write_levels_portable)
+}
+
+/// One activation panel from `columns` (K x NR, K-major, as tract packs activations; columns from `cols` on are
+/// padding, whatever they hold): the column scales, from the columns' maxima (`max_abs`, zeros for padding, when the
+/// caller knows them; else found here), then the levels, by `write_levels(levels, columns, k, multipliers, qmax)`.
+fn quantize_panel(
+    out: &mut [u8],
+    columns: &[f32],
+    k: usize,
+    cols: usize,
+    qmax: i32,
+    max_abs: Option<[f32; NR]>,
+    write_levels: fn(&mut [u8], &[f32], usize, &[f32; NR], i32),
+) {
     assert!(cols <= NR && out.len() == activation_panel_bytes(k) && columns.len() >= k * NR, "one panel");
     assert!((1..=i16::MAX as i32).contains(&qmax), "levels fit an i16");
-    out.fill(0);
-    let (scales, inverse) = activation_scales(columns, k, cols, qmax, max_abs);
-    let qmax = qmax as f32;
-    let (scale_bytes, q) = out.split_at_mut(NR * 4);
+    let max_abs = max_abs.unwrap_or_else(|| column_max_abs(columns, k, cols));
+    let (scales, multipliers) = column_scales_to(max_abs, qmax);
+    let (scale_bytes, levels) = out.split_at_mut(NR * 4);
     write_scales(scale_bytes, &scales);
+    write_levels(levels, columns, k, &multipliers, qmax)
+}
+
+/// The levels of a panel (after its scales) in plain Rust: the reference for the SIMD versions. (`levels` is zeroed:
+/// an odd K's last pair keeps its zero.)
+fn write_levels_portable(levels: &mut [u8], columns: &[f32], k: usize, multipliers: &[f32; NR], qmax: i32) {
+    let qmax = qmax as f32;
     for (kk, row) in columns.chunks_exact(NR).take(k).enumerate() {
-        for (c, (&v, &inv)) in row.iter().zip(&inverse).enumerate() {
-            let level = (v * inv).round_ties_even().clamp(-qmax, qmax) as i16;
-            q[((kk / 2) * NR * 2 + c * 2 + kk % 2) * 2..][..2].copy_from_slice(&level.to_le_bytes());
+        for (c, (&v, &m)) in row.iter().zip(multipliers).enumerate() {
+            let level = (v * m).round_ties_even().clamp(-qmax, qmax) as i16;
+            levels[((kk / 2) * NR * 2 + c * 2 + kk % 2) * 2..][..2].copy_from_slice(&level.to_le_bytes());
         }
     }
 }
@@ -329,10 +338,8 @@ pub fn quantize_activation_panel_with_max(out: &mut [u8], columns: &[f32], k: us
     quantize_activation_panel_to(out, columns, k, NR, activation_qmax(k), Some(max_abs))
 }
 
-/// As [`quantize_activation_panel_to_portable`], on wasm SIMD: per pair of K, two rows of 8 columns are scaled,
-/// rounded, narrowed to i16 and interleaved into column pairs. (|x * multiplier| never exceeds qmax by more than
-/// rounding, so the saturating narrowing clamps as the portable version does.)
-#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+/// As [`quantize_activation_panel_to_portable`], on SIMD (wasm's or x86-64's SSE2).
+#[cfg(any(all(target_arch = "wasm32", target_feature = "simd128"), target_arch = "x86_64"))]
 pub fn quantize_activation_panel_to(
     out: &mut [u8],
     columns: &[f32],
@@ -341,12 +348,16 @@ pub fn quantize_activation_panel_to(
     qmax: i32,
     max_abs: Option<[f32; NR]>,
 ) {
+    quantize_panel(out, columns, k, cols, qmax, max_abs, write_levels_simd)
+}
+
+/// As [`write_levels_portable`], on wasm SIMD: per pair of K, two rows of 8 columns are scaled, rounded, narrowed to
+/// i16 and interleaved into column pairs. (|x * multiplier| never exceeds qmax by more than rounding, so the
+/// saturating narrowing clamps as the portable version does.)
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+fn write_levels_simd(q: &mut [u8], columns: &[f32], k: usize, inverse: &[f32; NR], _qmax: i32) {
     use core::arch::wasm32::*;
-    assert!(cols <= NR && out.len() == activation_panel_bytes(k) && columns.len() >= k * NR, "one panel");
-    assert!((1..=i16::MAX as i32).contains(&qmax), "levels fit an i16");
-    let (scales, inverse) = activation_scales(columns, k, cols, qmax, max_abs);
-    let (scale_bytes, q) = out.split_at_mut(NR * 4);
-    write_scales(scale_bytes, &scales);
+    assert!(columns.len() >= k * NR && q.len() >= pairs(k) * NR * 2 * 2, "k rows of NR, pairs(k) pairs out");
     // SAFETY (all loads and stores below): `columns` holds k rows of NR f32 and `q` pairs(k) pairs of NR i16
     // (asserted above); v128 accesses need no alignment.
     let levels = |row: usize| unsafe {
@@ -367,23 +378,12 @@ pub fn quantize_activation_panel_to(
     }
 }
 
-/// As [`quantize_activation_panel_to_portable`], on SSE2: as the wasm version, with `cvtps2dq` rounding half to even
-/// (the default rounding mode), NaN masked to 0 as the portable version's cast makes it, and `packssdw` narrowing.
+/// As [`write_levels_portable`], on SSE2: as the wasm version, with `cvtps2dq` rounding half to even (the default
+/// rounding mode), NaN masked to 0 as the portable version's cast makes it, and `packssdw` narrowing.
 #[cfg(target_arch = "x86_64")]
-pub fn quantize_activation_panel_to(
-    out: &mut [u8],
-    columns: &[f32],
-    k: usize,
-    cols: usize,
-    qmax: i32,
-    max_abs: Option<[f32; NR]>,
-) {
+fn write_levels_simd(q: &mut [u8], columns: &[f32], k: usize, inverse: &[f32; NR], _qmax: i32) {
     use core::arch::x86_64::*;
-    assert!(cols <= NR && out.len() == activation_panel_bytes(k) && columns.len() >= k * NR, "one panel");
-    assert!((1..=i16::MAX as i32).contains(&qmax), "levels fit an i16");
-    let (scales, inverse) = activation_scales(columns, k, cols, qmax, max_abs);
-    let (scale_bytes, q) = out.split_at_mut(NR * 4);
-    write_scales(scale_bytes, &scales);
+    assert!(columns.len() >= k * NR && q.len() >= pairs(k) * NR * 2 * 2, "k rows of NR, pairs(k) pairs out");
     // SAFETY (all loads and stores below): SSE2 is part of x86-64; `columns` holds k rows of NR f32 and `q`
     // pairs(k) pairs of NR i16 (asserted above); unaligned.
     let levels = |row: usize| unsafe {
