@@ -143,24 +143,26 @@ fn weight_at<const R: usize>(kk: usize, r: usize) -> usize {
 /// max|x| / qmax, rounded half to even (NaN to 0). With AVX-512 (F, BW, VBMI) where the CPU has it, as every CPU with
 /// AMX does.
 pub fn quantize_activation_panel(out: &mut [u8], columns: &[f32], k: usize, cols: usize) {
-    assert!(cols <= COLS && columns.len() >= k * COLS, "k rows of COLS");
-    let all = ColumnRun { values: columns.as_ptr(), r: COLS, from: 0, to: 0, len: cols };
-    // SAFETY: the run is within `columns` (asserted).
-    unsafe { quantize_activation_runs(out, &[all], k, cols, &mut Vec::new(), None) }
+    quantize_columns(out, columns, k, cols, None)
 }
 
 /// As [`quantize_activation_panel`], from the columns' largest |x| (`max_abs`, zeros for padding columns), which the
 /// caller knows (a convolution's, src/im2col.rs), instead of a pass over the panel to find them.
 pub fn quantize_activation_panel_with_max(out: &mut [u8], columns: &[f32], k: usize, max_abs: [f32; COLS]) {
-    assert!(columns.len() >= k * COLS, "k rows of COLS");
-    let all = ColumnRun { values: columns.as_ptr(), r: COLS, from: 0, to: 0, len: COLS };
+    quantize_columns(out, columns, k, COLS, Some(max_abs))
+}
+
+/// A panel from `columns` (K x COLS) as one run of `cols` columns, with the columns' maxima if known.
+fn quantize_columns(out: &mut [u8], columns: &[f32], k: usize, cols: usize, max_abs: Option<[f32; COLS]>) {
+    assert!(cols <= COLS && columns.len() >= k * COLS, "k rows of COLS");
+    let all = ColumnRun { values: columns.as_ptr(), r: COLS, from: 0, to: 0, len: cols };
     // SAFETY: the run is within `columns` (asserted).
-    unsafe { quantize_activation_runs(out, &[all], k, COLS, &mut Vec::new(), Some(max_abs)) }
+    unsafe { quantize_activation_runs(out, &[all], k, cols, &mut Vec::new(), max_abs) }
 }
 
 /// As [`quantize_activation_panel`], the panel's columns read from `runs` of tract's panels. `columns` is a scratch
-/// for CPUs without the AVX-512 quantiser, which gather the runs into one K x COLS panel first. With the columns' maxima if the
-/// caller knows them (as [`quantize_activation_panel_with_max`]).
+/// for CPUs without the AVX-512 quantiser, which gather the runs into one K x COLS panel first. With the columns'
+/// maxima if the caller knows them (as [`quantize_activation_panel_with_max`]).
 ///
 /// # Safety
 /// Each run's panel holds k rows of its r values; the runs cover columns 0..cols.
@@ -347,17 +349,19 @@ impl<'r> TensorRows<'r> {
                 let mask = (((1u32 << run.len) - 1) << run.to) as __mmask16;
                 // Lane l reads element (l - to) * step of the run (masked-off lanes' are not used).
                 let lane = _mm512_sub_epi32(lanes, _mm512_set1_epi32(run.to as i32));
-                let step = _mm512_mullo_epi32(lane, _mm512_set1_epi32(run.step as i32));
-                match run.step {
-                    _ if run.step == 1 || run.len == 1 => {
-                        RunRead::Load { mask, first: run.from as isize - run.to as isize }
-                    }
-                    2 => {
-                        let span = 2 * run.len - 1;
+                let in_run = _mm512_mullo_epi32(lane, _mm512_set1_epi32(run.step as i32));
+                match (run.step, run.len) {
+                    (1, _) | (_, 1) => RunRead::Load { mask, first: run.from as isize - run.to as isize },
+                    (2, len) => {
+                        let span = 2 * len - 1;
                         let spans = [(1u32 << span.min(16)) - 1, (1u32 << span.saturating_sub(16)) - 1];
-                        RunRead::EveryOther { mask, from: run.from, spans: spans.map(|m| m as __mmask16), index: step }
+                        let spans = spans.map(|m| m as __mmask16);
+                        RunRead::EveryOther { mask, from: run.from, spans, index: in_run }
                     }
-                    _ => RunRead::Gather { mask, offsets: _mm512_add_epi32(step, _mm512_set1_epi32(run.from as i32)) },
+                    _ => {
+                        let offsets = _mm512_add_epi32(in_run, _mm512_set1_epi32(run.from as i32));
+                        RunRead::Gather { mask, offsets }
+                    }
                 }
             })
             .collect();

@@ -1215,7 +1215,16 @@ struct QuantizeGathered {
 }
 
 impl QuantizeGathered {
-    /// The panels of `values`, with the column maxima if known (`maxima`, a convolution's: [`Im2col::column_max_abs`]).
+    /// The panels of `values`, in the format's width, with the column maxima if known (`maxima`, a convolution's:
+    /// [`Im2col::column_max_abs`]).
+    fn quantize(&self, values: &[f32], maxima: Option<Vec<f32>>) -> TractResult<PairPanels> {
+        match self.format {
+            PairFormat::AmxActivations => self.panels::<COLS>(values, maxima),
+            _ => self.panels::<NR>(values, maxima),
+        }
+    }
+
+    /// [`QuantizeGathered::quantize`] for panels of W columns.
     fn panels<const W: usize>(&self, values: &[f32], maxima: Option<Vec<f32>>) -> TractResult<PairPanels> {
         ensure!(self.format.r() == W, "{} columns a panel", self.format.r());
         let (k, n) = (self.im2col.k(), self.im2col.n());
@@ -1283,11 +1292,7 @@ pub fn quantize_convolution_patches(
     ensure!(input.len() >= im2col.extent(), "{} values, {} read", input.len(), im2col.extent());
     let format = PairFormat::activations(int8_amx::in_use());
     let maxima = window_max.then(|| im2col.column_max_abs(input)).flatten();
-    let quantize = QuantizeGathered { im2col: Arc::new(im2col), format, batch: tvec![] };
-    let panels = match format {
-        PairFormat::AmxActivations => quantize.panels::<COLS>(input, maxima)?,
-        _ => quantize.panels::<NR>(input, maxima)?,
-    };
+    let panels = QuantizeGathered { im2col: Arc::new(im2col), format, batch: tvec![] }.quantize(input, maxima)?;
     let bytes = panels.bytes.as_bytes();
     Ok(bytes.iter().step_by(format.panel_bytes(panels.k)).map(|&b| b as u64).sum())
 }
@@ -1308,11 +1313,7 @@ impl EvalOp for QuantizeGathered {
         let values = view.as_slice::<f32>()?;
         ensure!(values.len() >= self.im2col.extent(), "{} values, {} read", values.len(), self.im2col.extent());
         // A convolution's column maxima, found once for all its panels: each panel's rows are then read once.
-        let maxima = self.im2col.column_max_abs(values);
-        let panels = match self.format {
-            PairFormat::AmxActivations => self.panels::<COLS>(values, maxima)?,
-            _ => self.panels::<NR>(values, maxima)?,
-        };
+        let panels = self.quantize(values, self.im2col.column_max_abs(values))?;
         let values: TVec<Box<dyn MMMInputValue>> = tvec![Box::new(panels) as Box<dyn MMMInputValue>];
         let out = PackedMatrixStorage::new_batched(&self.batch, values).into_tensor(f32::datum_type());
         Ok(tvec!(out.into_tvalue()))
