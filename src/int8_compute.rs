@@ -51,6 +51,7 @@ use crate::int8_matmul::{
     weight_panel_bytes, widen_weight_panel, widened_weight_panel_len, write_scales,
 };
 use crate::model_bytes::BytesSlice;
+use crate::tile_walk::Walked;
 
 /// How many matmuls run on an int8 kernel (the pair kernel or AMX's).
 pub fn int8_matmuls(model: &TypedModel) -> usize {
@@ -465,12 +466,19 @@ fn on_int8_kernel(mut op: OptMatMul, weights_are: WeightsAre, amx: bool) -> OptM
         }
     }
     op.mmm = vec![match (amx, wide) {
-        (true, true) => AMX_WIDE_KERNEL.mmm(),
-        (true, false) => AMX_KERNEL.mmm(),
+        (true, true) => Box::new(Walked { kernel: AMX_WIDE_KERNEL.clone(), panel_bytes: amx_panel_bytes }),
+        (true, false) => Box::new(Walked { kernel: AMX_KERNEL.clone(), panel_bytes: amx_panel_bytes }),
         _ => KERNEL.mmm(),
     }];
     op.mode_picker = ModePicker::Single;
     op
+}
+
+/// The bytes of one of AMX's panels, for [`Walked`]'s order of the tiles.
+fn amx_panel_bytes(format: &dyn MMMInputFormat, k: usize) -> Option<usize> {
+    let format = format.downcast_ref::<PairFormat>()?;
+    let amx = [PairFormat::AmxWeights, PairFormat::AmxWideWeights, PairFormat::AmxActivations];
+    amx.contains(format).then(|| format.panel_bytes(k))
 }
 
 const _: () = assert!(MR == NR && ROWS == COLS, "packing 1 reads a tile as its transpose");

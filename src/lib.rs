@@ -29,6 +29,7 @@ pub mod preprocess;
 mod proto_split;
 pub mod resample;
 pub mod scores;
+mod tile_walk;
 mod typing;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
