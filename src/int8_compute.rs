@@ -51,7 +51,7 @@ use crate::int8_matmul::{
     weight_panel_bytes, widen_weight_panel, widened_weight_panel_len, write_scales,
 };
 use crate::model_bytes::BytesSlice;
-use crate::tile_walk::Walked;
+use crate::tile_walk::CacheBlocked;
 
 /// How many matmuls run on an int8 kernel (the pair kernel or AMX's).
 pub fn int8_matmuls(model: &TypedModel) -> usize {
@@ -466,15 +466,15 @@ fn on_int8_kernel(mut op: OptMatMul, weights_are: WeightsAre, amx: bool) -> OptM
         }
     }
     op.mmm = vec![match (amx, wide) {
-        (true, true) => Box::new(Walked { kernel: AMX_WIDE_KERNEL.clone(), panel_bytes: amx_panel_bytes }),
-        (true, false) => Box::new(Walked { kernel: AMX_KERNEL.clone(), panel_bytes: amx_panel_bytes }),
+        (true, true) => Box::new(CacheBlocked { kernel: AMX_WIDE_KERNEL.clone(), panel_bytes: amx_panel_bytes }),
+        (true, false) => Box::new(CacheBlocked { kernel: AMX_KERNEL.clone(), panel_bytes: amx_panel_bytes }),
         _ => KERNEL.mmm(),
     }];
     op.mode_picker = ModePicker::Single;
     op
 }
 
-/// The bytes of one of AMX's panels, for [`Walked`]'s order of the tiles.
+/// The bytes of one of AMX's panels, for [`CacheBlocked`]'s order of the tiles.
 fn amx_panel_bytes(format: &dyn MMMInputFormat, k: usize) -> Option<usize> {
     let format = format.downcast_ref::<PairFormat>()?;
     let amx = [PairFormat::AmxWeights, PairFormat::AmxWideWeights, PairFormat::AmxActivations];
