@@ -9,16 +9,17 @@
 //!
 //! A held row is one of the AMX product's rows: a row of tract's tile (weights as tract's A, packings 0 and 2), or a
 //! column of it (weights as B, packing 1: the tile is then held transposed, as the interpreter holds it). The wide
-//! kernel's 32 rows are held 16 at a time, the ops run once for each half. Ops this version does not know, and
-//! stores whose held rows are not contiguous (tract's scratch tiles at the output's edges), go to the interpreter:
-//! [`run`] and [`run_wide`] decline them before touching anything.
+//! kernel's 32 rows are held 16 at a time, the ops run once for each half. A held row's values are contiguous in a
+//! matmul's output; in tract's scratch tile at the output's edges (laid out column by column) they are gathered and
+//! scattered, so edge tiles stay here too (they are a quarter of layer 4's: 49 pixels make 4 panels of 16). Ops
+//! this version does not know go to the interpreter: [`run`] and [`run_wide`] decline them before touching anything.
 
 use std::arch::x86_64::*;
 use std::mem::MaybeUninit;
 
 use tract_linalg::mmm::{FusedKerSpec, OutputStoreKer};
 
-use crate::int8_amx::{self, ROWS, SplitFn, SplitSums};
+use crate::int8_amx::{self, COLS, ROWS, SplitFn, SplitSums};
 
 /// Runs one tile of the ROWS x COLS kernel's `specs`; None (and nothing done) if one of them is not for this
 /// version.
@@ -126,11 +127,13 @@ unsafe fn run_part<const T: usize>(
                     each!(held, h, v => _mm512_sub_ps(v, operand(p, columns_along_held, h)))
                 }
                 FusedKerSpec::AddUnicast(store) => {
-                    each!(held, h, v => _mm512_add_ps(v, _mm512_loadu_ps(held_row(&store, transposed, first + h))))
+                    let lanes = lane_offsets(&store, transposed);
+                    each!(held, h, v => _mm512_add_ps(v, load_row(held_row(&store, transposed, first + h), lanes)))
                 }
                 FusedKerSpec::Store(store) => {
+                    let lanes = lane_offsets(&store, transposed);
                     for (h, &v) in held.iter().enumerate() {
-                        _mm512_storeu_ps(held_row(&store, transposed, first + h), v);
+                        store_row(held_row(&store, transposed, first + h), lanes, v);
                     }
                 }
                 FusedKerSpec::AddMatMul { k, pa, pb, .. } => {
@@ -173,9 +176,7 @@ fn held_here(spec: &FusedKerSpec<f32>, transposed: bool) -> bool {
         PerRowMin(_) | PerRowMax(_) | PerRowAdd(_) | PerRowMul(_) | PerRowSub(_) | PerRowSubF(_) => true,
         PerColMin(_) | PerColMax(_) | PerColAdd(_) | PerColMul(_) | PerColSub(_) | PerColSubF(_) => true,
         AddMatMul { packing, .. } => (*packing == 1) == transposed && *packing <= 2,
-        AddUnicast(store) | Store(store) => {
-            store.item_size == 4 && (if transposed { store.row_byte_stride } else { store.col_byte_stride }) == 4
-        }
+        AddUnicast(store) | Store(store) => store.item_size == 4 && lane_stride(store, transposed).is_some(),
         _ => false,
     }
 }
@@ -192,7 +193,61 @@ unsafe fn operand(p: *const f32, along_held_rows: bool, h: usize) -> __m512 {
     unsafe { if along_held_rows { _mm512_set1_ps(*p.add(h)) } else { _mm512_loadu_ps(p) } }
 }
 
-/// Where held row `h` of the tile lies in a store (contiguous: held_here).
+/// The byte stride between a held row's 16 values in a store, if a gather's 32-bit offsets reach them all.
+fn lane_stride(store: &OutputStoreKer, transposed: bool) -> Option<i32> {
+    let stride = if transposed { store.row_byte_stride } else { store.col_byte_stride };
+    i32::try_from(stride).ok().filter(|s| s.checked_mul(COLS as i32 - 1).is_some())
+}
+
+/// A held row's lanes in a store: None if they are contiguous (a matmul's output), else their byte offsets
+/// (tract's scratch tile at the output's edges, which it lays out column by column).
+///
+/// # Safety
+/// AVX-512F; `store` is held here (held_here).
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn lane_offsets(store: &OutputStoreKer, transposed: bool) -> Option<__m512i> {
+    let stride = lane_stride(store, transposed).unwrap_or(4);
+    (stride != 4).then(|| _mm512_mullo_epi32(_mm512_set1_epi32(stride), LANES))
+}
+
+/// The lane indices 0 to 15.
+// SAFETY: sixteen i32 are the 64 bytes of an __m512i.
+const LANES: __m512i = unsafe { std::mem::transmute([0i32, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]) };
+
+/// A held row's 16 values from a store, contiguous or at `lanes`' byte offsets.
+///
+/// # Safety
+/// AVX-512F; the 16 values lie in the store.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn load_row(row: *mut f32, lanes: Option<__m512i>) -> __m512 {
+    // SAFETY: the caller's.
+    unsafe {
+        match lanes {
+            None => _mm512_loadu_ps(row),
+            Some(offsets) => _mm512_i32gather_ps::<1>(offsets, row),
+        }
+    }
+}
+
+/// Stores a held row's 16 values, contiguous or at `lanes`' byte offsets.
+///
+/// # Safety
+/// As [`load_row`].
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn store_row(row: *mut f32, lanes: Option<__m512i>, v: __m512) {
+    // SAFETY: the caller's.
+    unsafe {
+        match lanes {
+            None => _mm512_storeu_ps(row, v),
+            Some(offsets) => _mm512_i32scatter_ps::<1>(row, offsets, v),
+        }
+    }
+}
+
+/// Where held row `h` of the tile lies in a store (its first value).
 fn held_row(store: &OutputStoreKer, transposed: bool, h: usize) -> *mut f32 {
     let stride = if transposed { store.col_byte_stride } else { store.row_byte_stride };
     store.ptr.wrapping_offset(h as isize * stride) as *mut f32
@@ -202,7 +257,7 @@ fn held_row(store: &OutputStoreKer, transposed: bool, h: usize) -> *mut f32 {
 mod tests {
     use super::*;
     use crate::int8_amx::{
-        COLS, WIDE_ROWS, activation_panel_bytes, pack_weight_panel, quantize_activation_panel, weight_panel_bytes,
+        WIDE_ROWS, activation_panel_bytes, pack_weight_panel, quantize_activation_panel, weight_panel_bytes,
     };
     use crate::int8_compute::{interpret_amx_tile, interpret_amx_wide_tile};
 
@@ -280,23 +335,21 @@ mod tests {
     fn check<const R: usize>((ours_run, reference_run): Runs, packings: &[usize]) {
         let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
         let (rows, cols) = (values(R, 1), values(COLS, 2));
-        // Tract's tile (r, c) at unicast[r * 20 + c]: rows contiguous, as a matmul's output is.
         let mut unicast = values(R * 20, 3);
-        let (mut ours, mut reference) = (vec![0f32; R * 20], vec![0f32; R * 20]);
-        let mut specs = vec![FusedKerSpec::Clear];
-        specs.extend(ops(&rows, &cols, store(&mut unicast, 20, 1), store(&mut ours, 20, 1)));
-        // SAFETY: AVX-512F is here; the pointers cover the tile. No AddMatMul: AMX is not used.
-        assert_eq!(unsafe { ours_run(&specs) }, Some(0));
-        *specs.iter_mut().rev().nth(1).unwrap() = FusedKerSpec::Store(store(&mut reference, 20, 1));
-        // SAFETY: as above.
-        assert_eq!(unsafe { reference_run(&specs) }, 0);
-        assert!(ours.iter().any(|v| v.is_nan()) && ours.iter().any(|v| v.is_finite() && *v != 0.0));
-        assert_eq!(bits(&ours), bits(&reference), "{R} rows");
-
-        // A store whose held rows are not contiguous (a scratch tile at the output's edge): left to the interpreter.
-        let edge = [FusedKerSpec::Clear, FusedKerSpec::Store(store(&mut ours, 1, R)), FusedKerSpec::Done];
-        // SAFETY: as above.
-        assert_eq!(unsafe { ours_run(&edge) }, None);
+        // Tract's tile (r, c) at [r * 20 + c], rows contiguous as a matmul's output is; then at [r + c * R], as
+        // tract lays out its scratch tile at the output's edges (held rows gathered and scattered).
+        for (row, col) in [(20, 1), (1, R)] {
+            let (mut ours, mut reference) = (vec![0f32; R * 20], vec![0f32; R * 20]);
+            let mut specs = vec![FusedKerSpec::Clear];
+            specs.extend(ops(&rows, &cols, store(&mut unicast, row, col), store(&mut ours, row, col)));
+            // SAFETY: AVX-512F is here; the pointers cover the tile. No AddMatMul: AMX is not used.
+            assert_eq!(unsafe { ours_run(&specs) }, Some(0));
+            *specs.iter_mut().rev().nth(1).unwrap() = FusedKerSpec::Store(store(&mut reference, row, col));
+            // SAFETY: as above.
+            assert_eq!(unsafe { reference_run(&specs) }, 0);
+            assert!(ours.iter().any(|v| v.is_nan()) && ours.iter().any(|v| v.is_finite() && *v != 0.0));
+            assert_eq!(bits(&ours), bits(&reference), "{R} rows, rows {row} and columns {col} apart");
+        }
 
         if !int8_amx::available() {
             eprintln!("no AMX on this machine: the tile's products are checked by tests/int8_amx.rs elsewhere");
@@ -320,8 +373,9 @@ mod tests {
             COLS,
         );
         let (w, x) = (w.as_ptr() as *const u8, x.as_ptr() as *const u8);
-        for &packing in packings {
-            let (pa, pb, row, col) = if packing == 1 { (x, w, 1, 20) } else { (w, x, 20, 1) };
+        // Each packing with the tile's rows contiguous and with its columns contiguous.
+        for (packing, (row, col)) in packings.iter().flat_map(|&p| [(p, (20, 1)), (p, (1, R))]) {
+            let (pa, pb) = if packing == 1 { (x, w) } else { (w, x) };
             let (mut ours, mut reference) = (vec![0f32; R * 20], vec![0f32; R * 20]);
             let mut specs = vec![FusedKerSpec::Clear, FusedKerSpec::AddMatMul { k, pa, pb, packing }];
             specs.extend(ops(&rows, &cols, store(&mut unicast, row, col), store(&mut ours, row, col)));
@@ -330,8 +384,14 @@ mod tests {
             *specs.iter_mut().rev().nth(1).unwrap() = FusedKerSpec::Store(store(&mut reference, row, col));
             // SAFETY: as above.
             assert_eq!(unsafe { reference_run(&specs) }, 0);
-            assert_eq!(bits(&ours), bits(&reference), "{R} rows, packing {packing}");
-            assert!(reference[(R - 1) * 20..][..COLS].iter().any(|v| v.is_finite() && *v != 0.0), "the last row");
+            assert_eq!(
+                bits(&ours),
+                bits(&reference),
+                "{R} rows, packing {packing}, rows {row} and columns {col} apart"
+            );
+            // The last weight row's products: tract's last row, or its last column when the weights are its B.
+            let at = |i: usize| if packing == 1 { i * row + (R - 1) * col } else { (R - 1) * row + i * col };
+            assert!((0..COLS).any(|i| reference[at(i)].is_finite() && reference[at(i)] != 0.0), "the last weight row");
         }
         if R > ROWS {
             // A wide tile is never held transposed, nor does it take two products: the interpreter's.
