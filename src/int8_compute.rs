@@ -382,6 +382,12 @@ fn int8_plan(
     if activations_format.dt != f32::datum_type() {
         return Ok(None);
     }
+    // On AMX the weights are always A: on the wide kernel, which loads each activation tile once for two weight
+    // tiles (the 16-row kernel, weights as B, once for one).
+    let (op, weights_are) = match weights_are {
+        WeightsAre::B if amx => (transposed(op.clone()), WeightsAre::APacked),
+        _ => (op.clone(), weights_are),
+    };
     let node = model.node(id);
     let weights_fact = pair_fact(model.outlet_fact(node.inputs[weights_input])?.exotic_fact(), weights_are.format(amx));
     let activations_fact =
@@ -390,7 +396,7 @@ fn int8_plan(
         return Ok(None);
     };
     Ok(Some(Int8Plan {
-        op: op.clone(),
+        op,
         weights_are,
         weights_input,
         activations_input,
@@ -429,6 +435,35 @@ impl Int8Plan {
         patch.shunt_outside(model, OutletId::new(id, 0), out)?;
         crate::optimiser::apply(patch, model)
     }
+}
+
+/// The same product with its operands swapped: C's transpose, B' A', stored where C was. Rows and columns swap in
+/// each op, and in each store's view of the output.
+fn transposed(mut op: OptMatMul) -> OptMatMul {
+    let swap = |spec: &OutputStoreSpec| match *spec {
+        OutputStoreSpec::View { m_axis, n_axis, mr, nr } => {
+            OutputStoreSpec::View { m_axis: n_axis, n_axis: m_axis, mr, nr }
+        }
+        OutputStoreSpec::Strides { row_byte_stride, col_byte_stride, mr, nr } => {
+            OutputStoreSpec::Strides { row_byte_stride: col_byte_stride, col_byte_stride: row_byte_stride, mr, nr }
+        }
+    };
+    for micro_op in &mut op.micro_ops {
+        *micro_op = match micro_op.clone() {
+            ProtoFusedSpec::AddMatMul { mut geo, a, b, packings } => {
+                std::mem::swap(&mut geo.c_to_a_axis_mapping, &mut geo.c_to_b_axis_mapping);
+                ProtoFusedSpec::AddMatMul { geo, a: b, b: a, packings }
+            }
+            ProtoFusedSpec::BinPerRow(input, bin, map) => ProtoFusedSpec::BinPerCol(input, bin, map),
+            ProtoFusedSpec::BinPerCol(input, bin, map) => ProtoFusedSpec::BinPerRow(input, bin, map),
+            ProtoFusedSpec::AddRowColProducts(rows, cols) => ProtoFusedSpec::AddRowColProducts(cols, rows),
+            ProtoFusedSpec::AddUnicast(spec, input, map) => ProtoFusedSpec::AddUnicast(swap(&spec), input, map),
+            ProtoFusedSpec::Store(specs) => ProtoFusedSpec::Store(specs.iter().map(swap).collect()),
+            other => other,
+        };
+    }
+    std::mem::swap(&mut op.c_m_axis, &mut op.c_n_axis);
+    op
 }
 
 /// The fact of a packed operand (from a packer, im2col or lazy im2col), as the same operand in a pair layout.
