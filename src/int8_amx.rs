@@ -7,10 +7,12 @@
 //! Then sum(w x) = 256 sum(w h) + sum(w l), exactly, in i32 (qmax keeps the whole sum inside it, so its parts are
 //! too): the same integer sums as the pair kernel, and, scaled the same way, the same tile bit for bit.
 //!
-//! Two kernels: a [`ROWS`] x [`COLS`] tile, and a [`WIDE_ROWS`] x COLS one for weights as tract's A. The wide one
-//! multiplies two weight tiles by each load of the activations' two tiles, into four accumulators: a third less
-//! loaded a tile multiply, and four independent chains instead of two. With panels in L2 (K of 1152 and more, WRN's
-//! 3x3 convolutions) it took 10 ns a tile multiply against 14.5 (`cargo run --release --example amx_kernel`).
+//! The kernel's tile is [`WIDE_ROWS`] x [`COLS`], the weights as tract's A (int8_compute transposes the products
+//! tract makes with the weights as B). It multiplies two weight tiles by each load of the activations' two tiles,
+//! into four accumulators: against a [`ROWS`]-row tile (`split_sums_16`, which no matmul runs on, kept as the
+//! benchmark's baseline), a third less loaded a tile multiply, and four independent chains instead of two. With
+//! panels in L2 (K of 1152 and more, WRN's 3x3 convolutions) it took 10 ns a tile multiply against 14.5
+//! (`cargo run --release --example amx_kernel`).
 //!
 //! Layouts, panel by panel; every panel and every tile row 64-byte aligned, as tile loads want (4x faster than
 //! unaligned ones here):
@@ -571,7 +573,8 @@ impl<const T: usize> SplitSums<T> {
 pub type SplitFn<const T: usize> = unsafe fn(*mut SplitSums<T>, *const u8, *const u8, usize);
 
 /// Writes the split sums of a ROWS-row weight panel into `sums` (every value: it may be uninitialised; written by
-/// AMX's tile stores, with no zeroing or copy of 2 KB a tile before or after).
+/// AMX's tile stores, with no zeroing or copy of 2 KB a tile before or after). No matmul runs on it: the baseline
+/// `amx_kernel` compares [`wide_split_sums`] with.
 ///
 /// # Safety
 /// As [`product_tile`]; `sums` is valid for writes.

@@ -1,4 +1,4 @@
-//! The AMX kernels' tiles held in sixteen AVX-512 registers at a time while tract's fused ops run on them
+//! The AMX kernel's tiles held in sixteen AVX-512 registers at a time while tract's fused ops run on them
 //! (natively, x86_64).
 //!
 //! int8_compute's general interpreter holds a tile as an array and runs each op a value at a time through a closure;
@@ -7,62 +7,41 @@
 //! straight from AMX's tiles. The same ops in the same order on the same f32 values (no contraction into FMAs;
 //! `min`/`max` with the interpreter's NaN rules), so the same logits bit for bit.
 //!
-//! A held row is one of the AMX product's rows: a row of tract's tile (weights as tract's A, packings 0 and 2), or a
-//! column of it (weights as B, packing 1: the tile is then held transposed, as the interpreter holds it). The wide
-//! kernel's 32 rows are held 16 at a time, the ops run once for each half. A held row's values are contiguous in a
-//! matmul's output; in tract's scratch tile at the output's edges (laid out column by column) they are gathered and
-//! scattered, so edge tiles stay here too (they are a quarter of layer 4's: 49 pixels make 4 panels of 16). Ops
-//! this version does not know go to the interpreter: [`run`] and [`run_wide`] decline them before touching anything.
+//! A held row is a row of tract's tile (the weights are tract's A), the kernel's 32 rows held 16 at a time: the ops
+//! run once for each half. A held row's values are contiguous in a matmul's output; in tract's scratch tile at the
+//! output's edges (laid out column by column) they are gathered and scattered, so edge tiles stay here too (they
+//! are a quarter of layer 4's: 49 pixels make 4 panels of 16). Ops this version does not know go to the
+//! interpreter: [`run_wide`] declines them before touching anything.
 
 use std::arch::x86_64::*;
 use std::mem::MaybeUninit;
 
 use tract_linalg::mmm::{FusedKerSpec, OutputStoreKer};
 
-use crate::int8_amx::{self, COLS, ROWS, SplitFn, SplitSums};
+use crate::int8_amx::{self, COLS, ROWS, SplitSums, WIDE_ROWS};
 
-/// Runs one tile of the ROWS x COLS kernel's `specs`; None (and nothing done) if one of them is not for this
-/// version.
+/// The parts of ROWS rows a tile is held in.
+const PARTS: usize = WIDE_ROWS / ROWS;
+
+/// Runs one WIDE_ROWS x COLS tile of the wide kernel's `specs`; None (and nothing done) if one of them is not for
+/// this version. The tile is held as two parts of ROWS rows, one after the other, each running the whole list of ops
+/// on its rows; AMX's sums are taken once, at the first part's AddMatMul.
 ///
 /// # Safety
-/// AVX-512F and AMX are here (the AMX kernel runs only then); the specs are tract's for one ROWS x COLS tile of the
-/// AMX kernel (whole panels for their K, stores covering the tile).
-#[target_feature(enable = "avx512f")]
-pub unsafe fn run(specs: &[FusedKerSpec<f32>]) -> Option<isize> {
-    // SAFETY: the caller's.
-    unsafe { run_parts::<1>(specs, int8_amx::split_sums_16) }
-}
-
-/// As [`run`], for one WIDE_ROWS x COLS tile of the wide kernel (weights as tract's A only): held as two parts of
-/// ROWS rows, one after the other, each running the whole list of ops on its rows. AMX's sums are taken once, at
-/// the first part's AddMatMul.
-///
-/// # Safety
-/// As [`run`], for the wide kernel's tiles.
+/// AVX-512F and AMX are here (the AMX kernel runs only then); the specs are tract's for one tile of the wide kernel
+/// (whole panels for their K, stores covering the tile).
 #[target_feature(enable = "avx512f")]
 pub unsafe fn run_wide(specs: &[FusedKerSpec<f32>]) -> Option<isize> {
-    // SAFETY: the caller's.
-    unsafe { run_parts::<2>(specs, int8_amx::wide_split_sums) }
-}
-
-/// The tile's `T` parts of ROWS rows, with AMX's sums from `split`.
-///
-/// # Safety
-/// As [`run`], for a tile of T x ROWS rows.
-#[inline]
-#[target_feature(enable = "avx512f")]
-unsafe fn run_parts<const T: usize>(specs: &[FusedKerSpec<f32>], split: SplitFn<T>) -> Option<isize> {
-    let transposed = specs.iter().any(|s| matches!(s, FusedKerSpec::AddMatMul { packing: 1, .. }));
-    let products = || specs.iter().filter(|s| matches!(s, FusedKerSpec::AddMatMul { .. })).count();
-    // The parts are tract's rows, so a wide tile is never held transposed; its sums are taken once, for one product.
-    if (T > 1 && (transposed || products() > 1)) || !specs.iter().all(|spec| held_here(spec, transposed)) {
+    let products = specs.iter().filter(|s| matches!(s, FusedKerSpec::AddMatMul { .. })).count();
+    // The sums are taken once, for one product.
+    if products > 1 || !specs.iter().all(held_here) {
         return None;
     }
     // Written by AMX's tile stores at the first AddMatMul (`taken`); not zeroed before, nor moved after.
     let (mut sums, mut taken) = (MaybeUninit::uninit(), false);
-    for part in 0..T {
-        // SAFETY: the caller's; part < T.
-        unsafe { run_part(specs, transposed, part, (&mut sums, &mut taken), split) };
+    for part in 0..PARTS {
+        // SAFETY: the caller's; part < PARTS.
+        unsafe { run_part(specs, part, (&mut sums, &mut taken)) };
     }
     Some(0)
 }
@@ -70,25 +49,22 @@ unsafe fn run_parts<const T: usize>(specs: &[FusedKerSpec<f32>], split: SplitFn<
 /// Rows `part * ROWS..` of the tile, held in registers through the ops (`sums`: AMX's, once `taken`).
 ///
 /// # Safety
-/// As [`run_parts`]; not transposed if T > 1.
+/// As [`run_wide`].
 #[inline]
 #[target_feature(enable = "avx512f")]
-unsafe fn run_part<const T: usize>(
+unsafe fn run_part(
     specs: &[FusedKerSpec<f32>],
-    transposed: bool,
     part: usize,
-    (sums, taken): (&mut MaybeUninit<SplitSums<T>>, &mut bool),
-    split: SplitFn<T>,
+    (sums, taken): (&mut MaybeUninit<SplitSums<PARTS>>, &mut bool),
 ) {
-    // Tract's per-row values vary along the held rows, and per-column ones along the lanes; transposed, the
-    // other way round.
-    let (rows_along_held, columns_along_held) = (!transposed, transposed);
-    // This part's rows of tract's per-row values and of the stores (T = 1 when transposed: from 0).
+    // This part's rows of tract's per-row values and of the stores.
     let first = part * ROWS;
-    let rows = |p: *const f32| p.wrapping_add(first);
+    // Tract's per-row values vary along the held rows (each broadcast), its per-column ones along the lanes.
+    let per_row = |p: *const f32, h: usize| _mm512_set1_ps(unsafe { *p.add(first + h) });
+    let per_col = |p: *const f32| unsafe { _mm512_loadu_ps(p) };
     let mut held = [_mm512_setzero_ps(); ROWS];
     // SAFETY (loads and stores): tract's pointers to a tile's row and column values and its stores covering the
-    // tile (the caller's); a held row of a store is contiguous (held_here).
+    // tile (the caller's).
     unsafe {
         for spec in specs {
             match *spec {
@@ -100,47 +76,33 @@ unsafe fn run_part<const T: usize>(
                 FusedKerSpec::ScalarMul(s) => each!(held, v => _mm512_mul_ps(v, _mm512_set1_ps(s))),
                 FusedKerSpec::ScalarSub(s) => each!(held, v => _mm512_sub_ps(_mm512_set1_ps(s), v)),
                 FusedKerSpec::ScalarSubF(s) => each!(held, v => _mm512_sub_ps(v, _mm512_set1_ps(s))),
-                FusedKerSpec::PerRowMin(p) => {
-                    each!(held, h, v => _mm512_min_ps(operand(rows(p), rows_along_held, h), v))
-                }
-                FusedKerSpec::PerRowMax(p) => {
-                    each!(held, h, v => _mm512_max_ps(operand(rows(p), rows_along_held, h), v))
-                }
-                FusedKerSpec::PerRowAdd(p) => {
-                    each!(held, h, v => _mm512_add_ps(v, operand(rows(p), rows_along_held, h)))
-                }
-                FusedKerSpec::PerRowMul(p) => {
-                    each!(held, h, v => _mm512_mul_ps(v, operand(rows(p), rows_along_held, h)))
-                }
-                FusedKerSpec::PerRowSub(p) => {
-                    each!(held, h, v => _mm512_sub_ps(operand(rows(p), rows_along_held, h), v))
-                }
-                FusedKerSpec::PerRowSubF(p) => {
-                    each!(held, h, v => _mm512_sub_ps(v, operand(rows(p), rows_along_held, h)))
-                }
-                FusedKerSpec::PerColMin(p) => each!(held, h, v => _mm512_min_ps(operand(p, columns_along_held, h), v)),
-                FusedKerSpec::PerColMax(p) => each!(held, h, v => _mm512_max_ps(operand(p, columns_along_held, h), v)),
-                FusedKerSpec::PerColAdd(p) => each!(held, h, v => _mm512_add_ps(v, operand(p, columns_along_held, h))),
-                FusedKerSpec::PerColMul(p) => each!(held, h, v => _mm512_mul_ps(v, operand(p, columns_along_held, h))),
-                FusedKerSpec::PerColSub(p) => each!(held, h, v => _mm512_sub_ps(operand(p, columns_along_held, h), v)),
-                FusedKerSpec::PerColSubF(p) => {
-                    each!(held, h, v => _mm512_sub_ps(v, operand(p, columns_along_held, h)))
-                }
+                FusedKerSpec::PerRowMin(p) => each!(held, h, v => _mm512_min_ps(per_row(p, h), v)),
+                FusedKerSpec::PerRowMax(p) => each!(held, h, v => _mm512_max_ps(per_row(p, h), v)),
+                FusedKerSpec::PerRowAdd(p) => each!(held, h, v => _mm512_add_ps(v, per_row(p, h))),
+                FusedKerSpec::PerRowMul(p) => each!(held, h, v => _mm512_mul_ps(v, per_row(p, h))),
+                FusedKerSpec::PerRowSub(p) => each!(held, h, v => _mm512_sub_ps(per_row(p, h), v)),
+                FusedKerSpec::PerRowSubF(p) => each!(held, h, v => _mm512_sub_ps(v, per_row(p, h))),
+                FusedKerSpec::PerColMin(p) => each!(held, v => _mm512_min_ps(per_col(p), v)),
+                FusedKerSpec::PerColMax(p) => each!(held, v => _mm512_max_ps(per_col(p), v)),
+                FusedKerSpec::PerColAdd(p) => each!(held, v => _mm512_add_ps(v, per_col(p))),
+                FusedKerSpec::PerColMul(p) => each!(held, v => _mm512_mul_ps(v, per_col(p))),
+                FusedKerSpec::PerColSub(p) => each!(held, v => _mm512_sub_ps(per_col(p), v)),
+                FusedKerSpec::PerColSubF(p) => each!(held, v => _mm512_sub_ps(v, per_col(p))),
                 FusedKerSpec::AddUnicast(store) => {
-                    let lanes = lane_offsets(&store, transposed);
-                    each!(held, h, v => _mm512_add_ps(v, load_row(held_row(&store, transposed, first + h), lanes)))
+                    let lanes = lane_offsets(&store);
+                    each!(held, h, v => _mm512_add_ps(v, load_row(held_row(&store, first + h), lanes)))
                 }
                 FusedKerSpec::Store(store) => {
-                    let lanes = lane_offsets(&store, transposed);
+                    let lanes = lane_offsets(&store);
                     for (h, &v) in held.iter().enumerate() {
-                        store_row(held_row(&store, transposed, first + h), lanes, v);
+                        store_row(held_row(&store, first + h), lanes, v);
                     }
                 }
                 FusedKerSpec::AddMatMul { k, pa, pb, .. } => {
-                    // The weight panel first: tract's A, or its B when transposed.
-                    let (weights, activations) = if transposed { (pb, pa) } else { (pa, pb) };
+                    // The weight panel is tract's A.
+                    let (weights, activations) = (pa, pb);
                     if !*taken {
-                        split(sums.as_mut_ptr(), weights, activations, k);
+                        int8_amx::wide_split_sums(sums.as_mut_ptr(), weights, activations, k);
                         *taken = true;
                     }
                     let product = int8_amx::scaled_rows(sums.assume_init_ref(), weights, activations, part);
@@ -167,36 +129,22 @@ macro_rules! each {
 }
 use each;
 
-/// Whether `spec` runs here: the ops above, each AddMatMul's packing matching how the tile is held, and stores of
-/// f32 whose held rows are contiguous.
-fn held_here(spec: &FusedKerSpec<f32>, transposed: bool) -> bool {
+/// Whether `spec` runs here: the ops above, the AddMatMul of the kernel's one packing, and stores of f32.
+fn held_here(spec: &FusedKerSpec<f32>) -> bool {
     use FusedKerSpec::*;
     match spec {
         Done | Clear | ScalarMin(_) | ScalarMax(_) | ScalarAdd(_) | ScalarMul(_) | ScalarSub(_) | ScalarSubF(_) => true,
         PerRowMin(_) | PerRowMax(_) | PerRowAdd(_) | PerRowMul(_) | PerRowSub(_) | PerRowSubF(_) => true,
         PerColMin(_) | PerColMax(_) | PerColAdd(_) | PerColMul(_) | PerColSub(_) | PerColSubF(_) => true,
-        AddMatMul { packing, .. } => (*packing == 1) == transposed && *packing <= 2,
-        AddUnicast(store) | Store(store) => store.item_size == 4 && lane_stride(store, transposed).is_some(),
+        AddMatMul { packing, .. } => *packing == 0,
+        AddUnicast(store) | Store(store) => store.item_size == 4 && lane_stride(store).is_some(),
         _ => false,
     }
 }
 
-/// Held row `h` of a per-row or per-column operand: its value h broadcast if the values vary along the held rows,
-/// else its 16 values as lanes.
-///
-/// # Safety
-/// AVX-512F; `p` points at ROWS (= COLS) values.
-#[inline]
-#[target_feature(enable = "avx512f")]
-unsafe fn operand(p: *const f32, along_held_rows: bool, h: usize) -> __m512 {
-    // SAFETY: the caller's.
-    unsafe { if along_held_rows { _mm512_set1_ps(*p.add(h)) } else { _mm512_loadu_ps(p) } }
-}
-
 /// The byte stride between a held row's 16 values in a store, if a gather's 32-bit offsets reach them all.
-fn lane_stride(store: &OutputStoreKer, transposed: bool) -> Option<i32> {
-    let stride = if transposed { store.row_byte_stride } else { store.col_byte_stride };
-    i32::try_from(stride).ok().filter(|s| s.checked_mul(COLS as i32 - 1).is_some())
+fn lane_stride(store: &OutputStoreKer) -> Option<i32> {
+    i32::try_from(store.col_byte_stride).ok().filter(|s| s.checked_mul(COLS as i32 - 1).is_some())
 }
 
 /// A held row's lanes in a store: None if they are contiguous (a matmul's output), else their byte offsets
@@ -206,8 +154,8 @@ fn lane_stride(store: &OutputStoreKer, transposed: bool) -> Option<i32> {
 /// AVX-512F; `store` is held here (held_here).
 #[inline]
 #[target_feature(enable = "avx512f")]
-unsafe fn lane_offsets(store: &OutputStoreKer, transposed: bool) -> Option<__m512i> {
-    let stride = lane_stride(store, transposed).unwrap_or(4);
+unsafe fn lane_offsets(store: &OutputStoreKer) -> Option<__m512i> {
+    let stride = lane_stride(store).unwrap_or(4);
     (stride != 4).then(|| _mm512_mullo_epi32(_mm512_set1_epi32(stride), LANES))
 }
 
@@ -248,9 +196,8 @@ unsafe fn store_row(row: *mut f32, lanes: Option<__m512i>, v: __m512) {
 }
 
 /// Where held row `h` of the tile lies in a store (its first value).
-fn held_row(store: &OutputStoreKer, transposed: bool, h: usize) -> *mut f32 {
-    let stride = if transposed { store.col_byte_stride } else { store.row_byte_stride };
-    store.ptr.wrapping_offset(h as isize * stride) as *mut f32
+fn held_row(store: &OutputStoreKer, h: usize) -> *mut f32 {
+    store.ptr.wrapping_offset(h as isize * store.row_byte_stride) as *mut f32
 }
 
 #[cfg(test)]
@@ -259,7 +206,7 @@ mod tests {
     use crate::int8_amx::{
         WIDE_ROWS, activation_panel_bytes, pack_weight_panel, quantize_activation_panel, weight_panel_bytes,
     };
-    use crate::int8_compute::{interpret_amx_tile, interpret_amx_wide_tile};
+    use crate::int8_compute::interpret_amx_wide_tile;
 
     /// Deterministic values with a NaN, infinities, zeros of both signs and ties.
     fn values(n: usize, seed: usize) -> Vec<f32> {
@@ -316,39 +263,31 @@ mod tests {
         vec![[0; 64]; len.div_ceil(64)]
     }
 
-    /// One kernel's tile: how it runs here, and how the interpreter runs it.
-    type Runs = (unsafe fn(&[FusedKerSpec<f32>]) -> Option<isize>, unsafe fn(&[FusedKerSpec<f32>]) -> isize);
-
     #[test]
     fn ops_in_registers_are_the_interpreters_bit_for_bit() {
         if !std::arch::is_x86_feature_detected!("avx512f") {
             eprintln!("no AVX-512 on this machine: the AMX kernel never runs here");
             return;
         }
-        // The 16-row kernel: weights as tract's A (packing 0), then as its B (1: the tile held transposed).
-        check::<ROWS>((run, interpret_amx_tile), &[0, 1]);
-        // The wide kernel: weights as A only, two parts of 16 rows.
-        check::<WIDE_ROWS>((run_wide, interpret_amx_wide_tile), &[0, 2]);
-    }
-
-    /// The ops of a tile of R rows, on their own and after a product of each packing, against the interpreter.
-    fn check<const R: usize>((ours_run, reference_run): Runs, packings: &[usize]) {
+        const R: usize = WIDE_ROWS;
         let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-        let (rows, cols) = (values(R, 1), values(COLS, 2));
+        // R values each (R > COLS): ops() reads each vector as per-row values too.
+        let (rows, cols) = (values(R, 1), values(R, 2));
         let mut unicast = values(R * 20, 3);
         // Tract's tile (r, c) at [r * 20 + c], rows contiguous as a matmul's output is; then at [r + c * R], as
         // tract lays out its scratch tile at the output's edges (held rows gathered and scattered).
-        for (row, col) in [(20, 1), (1, R)] {
+        let layouts = [(20, 1), (1, R)];
+        for (row, col) in layouts {
             let (mut ours, mut reference) = (vec![0f32; R * 20], vec![0f32; R * 20]);
             let mut specs = vec![FusedKerSpec::Clear];
             specs.extend(ops(&rows, &cols, store(&mut unicast, row, col), store(&mut ours, row, col)));
             // SAFETY: AVX-512F is here; the pointers cover the tile. No AddMatMul: AMX is not used.
-            assert_eq!(unsafe { ours_run(&specs) }, Some(0));
+            assert_eq!(unsafe { run_wide(&specs) }, Some(0));
             *specs.iter_mut().rev().nth(1).unwrap() = FusedKerSpec::Store(store(&mut reference, row, col));
             // SAFETY: as above.
-            assert_eq!(unsafe { reference_run(&specs) }, 0);
+            assert_eq!(unsafe { interpret_amx_wide_tile(&specs) }, 0);
             assert!(ours.iter().any(|v| v.is_nan()) && ours.iter().any(|v| v.is_finite() && *v != 0.0));
-            assert_eq!(bits(&ours), bits(&reference), "{R} rows, rows {row} and columns {col} apart");
+            assert_eq!(bits(&ours), bits(&reference), "rows {row} and columns {col} apart");
         }
 
         if !int8_amx::available() {
@@ -372,36 +311,27 @@ mod tests {
             k,
             COLS,
         );
-        let (w, x) = (w.as_ptr() as *const u8, x.as_ptr() as *const u8);
-        // Each packing with the tile's rows contiguous and with its columns contiguous.
-        for (packing, (row, col)) in packings.iter().flat_map(|&p| [(p, (20, 1)), (p, (1, R))]) {
-            let (pa, pb) = if packing == 1 { (x, w) } else { (w, x) };
+        let (pa, pb) = (w.as_ptr() as *const u8, x.as_ptr() as *const u8);
+        for (row, col) in layouts {
             let (mut ours, mut reference) = (vec![0f32; R * 20], vec![0f32; R * 20]);
-            let mut specs = vec![FusedKerSpec::Clear, FusedKerSpec::AddMatMul { k, pa, pb, packing }];
+            let mut specs = vec![FusedKerSpec::Clear, FusedKerSpec::AddMatMul { k, pa, pb, packing: 0 }];
             specs.extend(ops(&rows, &cols, store(&mut unicast, row, col), store(&mut ours, row, col)));
             // SAFETY: AVX-512F and AMX are here; whole aligned panels of k; the stores cover the tile.
-            assert_eq!(unsafe { ours_run(&specs) }, Some(0));
+            assert_eq!(unsafe { run_wide(&specs) }, Some(0));
             *specs.iter_mut().rev().nth(1).unwrap() = FusedKerSpec::Store(store(&mut reference, row, col));
             // SAFETY: as above.
-            assert_eq!(unsafe { reference_run(&specs) }, 0);
-            assert_eq!(
-                bits(&ours),
-                bits(&reference),
-                "{R} rows, packing {packing}, rows {row} and columns {col} apart"
-            );
-            // The last weight row's products: tract's last row, or its last column when the weights are its B.
-            let at = |i: usize| if packing == 1 { i * row + (R - 1) * col } else { (R - 1) * row + i * col };
-            assert!((0..COLS).any(|i| reference[at(i)].is_finite() && reference[at(i)] != 0.0), "the last weight row");
+            assert_eq!(unsafe { interpret_amx_wide_tile(&specs) }, 0);
+            assert_eq!(bits(&ours), bits(&reference), "a product, rows {row} and columns {col} apart");
+            // The last weight row's products (the second part's).
+            let last_row = (0..COLS).map(|c| reference[(R - 1) * row + c * col]);
+            assert!(last_row.into_iter().any(|v| v.is_finite() && v != 0.0), "the last weight row");
         }
-        if R > ROWS {
-            // A wide tile is never held transposed, nor does it take two products: the interpreter's.
-            for specs in [
-                vec![FusedKerSpec::Clear, FusedKerSpec::AddMatMul { k, pa: x, pb: w, packing: 1 }, FusedKerSpec::Done],
-                vec![FusedKerSpec::AddMatMul { k, pa: w, pb: x, packing: 0 }; 2],
-            ] {
-                // SAFETY: as above; nothing runs.
-                assert_eq!(unsafe { ours_run(&specs) }, None);
-            }
+        // Two products, or a packing the kernel has not: the interpreter's (which declines the packing too).
+        let two = vec![FusedKerSpec::AddMatMul { k, pa, pb, packing: 0 }; 2];
+        let other = vec![FusedKerSpec::Clear, FusedKerSpec::AddMatMul { k, pa, pb, packing: 1 }, FusedKerSpec::Done];
+        for specs in [two, other] {
+            // SAFETY: as above; nothing runs.
+            assert_eq!(unsafe { run_wide(&specs) }, None);
         }
     }
 }

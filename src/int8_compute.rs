@@ -44,7 +44,7 @@ use tract_onnx::tract_core::ops::matmul::optimized::{MatMulOperand, OptMatMul, P
 use tract_onnx::tract_core::ops::matmul::pack::DynPackedExoticFact;
 
 use crate::im2col::{self, Im2col};
-use crate::int8_amx::{self, COLS, ROWS, WIDE_ROWS};
+use crate::int8_amx::{self, COLS, WIDE_ROWS};
 use crate::int8_matmul::{
     ColumnRun, MR, NR, activation_panel_bytes, gather_runs, pack_weight_panel_rows, product_tile, product_tile_widened,
     quantize_activation_panel, quantize_activation_panel_with_max, reads_weights_unwidened, tile, tile_widened,
@@ -60,7 +60,7 @@ pub fn int8_matmuls(model: &TypedModel) -> usize {
 
 /// How many of them run on AMX's ([`int8_amx`]).
 pub fn amx_matmuls(model: &TypedModel) -> usize {
-    matmuls_on(model, AMX_KERNEL.mmm().name()) + matmuls_on(model, AMX_WIDE_KERNEL.mmm().name())
+    matmuls_on(model, AMX_WIDE_KERNEL.mmm().name())
 }
 
 fn matmuls_on(model: &TypedModel, kernel: &str) -> usize {
@@ -112,7 +112,6 @@ impl WeightsAre {
 
     fn format(self, amx: bool) -> PairFormat {
         match self {
-            WeightsAre::B if amx => PairFormat::AmxWeights,
             _ if amx => PairFormat::AmxWideWeights,
             WeightsAre::ARows => PairFormat::WeightRows,
             WeightsAre::APacked | WeightsAre::B => PairFormat::Weights,
@@ -164,10 +163,8 @@ pub fn switch_with_weight_rows(
         )?;
         pairs.rows = Some(rows);
         pairs
-    } else if plan.amx && plan.weights_are == WeightsAre::B {
-        amx_weight_panels::<ROWS>(PairFormat::AmxWeights, q, (m, k, row_stride), scales)?
     } else if plan.amx {
-        amx_weight_panels::<WIDE_ROWS>(PairFormat::AmxWideWeights, q, (m, k, row_stride), scales)?
+        amx_weight_panels(q, (m, k, row_stride), scales)?
     } else {
         PairPanels::new(
             PairFormat::Weights,
@@ -188,21 +185,17 @@ pub fn switch_with_weight_rows(
     Ok(true)
 }
 
-/// int8_amx's weight panels of R rows, in `format`, from `m` rows of `k` int8 (row r at `q[r * row_stride..]`).
-fn amx_weight_panels<const R: usize>(
-    format: PairFormat,
-    q: &[i8],
-    (m, k, row_stride): (usize, usize, usize),
-    scales: &[f32],
-) -> TractResult<PairPanels> {
+/// int8_amx's wide weight panels, from `m` rows of `k` int8 (row r at `q[r * row_stride..]`).
+fn amx_weight_panels(q: &[i8], (m, k, row_stride): (usize, usize, usize), scales: &[f32]) -> TractResult<PairPanels> {
     PairPanels::new(
-        format,
+        PairFormat::AmxWideWeights,
         m,
         k,
         || (),
         |_, i, out| {
-            let rows: TVec<&[i8]> = (i * R..m.min(i * R + R)).map(|r| &q[r * row_stride..][..k]).collect();
-            int8_amx::pack_weight_panel::<R>(out, k, &scales[i * R..][..rows.len()], &rows);
+            let (first, rows) = (i * WIDE_ROWS, m.min(i * WIDE_ROWS + WIDE_ROWS));
+            let rows: TVec<&[i8]> = (first..rows).map(|r| &q[r * row_stride..][..k]).collect();
+            int8_amx::pack_weight_panel::<WIDE_ROWS>(out, k, &scales[first..][..rows.len()], &rows);
             Ok(())
         },
     )
@@ -329,7 +322,7 @@ struct Int8Plan {
     /// Columns of the activations' tract panels.
     activations_r: usize,
     weights_fact: Box<dyn ExoticFact>,
-    /// Whether it runs on AMX ([`AMX_KERNEL`]) rather than on [`KERNEL`].
+    /// Whether it runs on AMX ([`AMX_WIDE_KERNEL`]) rather than on [`KERNEL`].
     amx: bool,
     /// The tensor tract makes the activations' f32 panels from, and where they lie in it, if the kernel's panels are
     /// to be gathered from it instead ([`QuantizeGathered`]).
@@ -382,8 +375,9 @@ fn int8_plan(
     if activations_format.dt != f32::datum_type() {
         return Ok(None);
     }
-    // On AMX the weights are always A: on the wide kernel, which loads each activation tile once for two weight
-    // tiles (the 16-row kernel, weights as B, once for one).
+    // On AMX the weights are always A, for the wide kernel, which loads each activation tile once for two weight
+    // tiles (a kernel of 16 rows, the weights as B, loaded it once for one: 12.5% of an inference, perf, against
+    // 10% on the wide kernel).
     let (op, weights_are) = match weights_are {
         WeightsAre::B if amx => (transposed(op.clone()), WeightsAre::APacked),
         _ => (op.clone(), weights_are),
@@ -477,15 +471,10 @@ fn pair_fact(packed: Option<&dyn ExoticFact>, format: PairFormat) -> Option<Box<
     Some(Box::new(DynPackedExoticFact { k, mn, packers: vec![Box::new(format)] }))
 }
 
-/// The same matmul on [`KERNEL`] (or on AMX: [`AMX_WIDE_KERNEL`] with the weights as A, [`AMX_KERNEL`] as B): one
-/// packing (as `weights_are`), one mode, and stores laid out for its tile.
+/// The same matmul on [`KERNEL`] (or on AMX's [`AMX_WIDE_KERNEL`], the weights as A): one packing (as
+/// `weights_are`; AMX's one), one mode, and stores laid out for its tile.
 fn on_int8_kernel(mut op: OptMatMul, weights_are: WeightsAre, amx: bool) -> OptMatMul {
-    let wide = amx && weights_are != WeightsAre::B;
-    let (mr, nr) = match (amx, wide) {
-        (true, true) => (WIDE_ROWS, COLS),
-        (true, false) => (ROWS, COLS),
-        _ => (MR, NR),
-    };
+    let ((mr, nr), packing) = if amx { ((WIDE_ROWS, COLS), 0) } else { ((MR, NR), weights_are.packing()) };
     let tile = |spec: &OutputStoreSpec| match *spec {
         OutputStoreSpec::View { m_axis, n_axis, .. } => OutputStoreSpec::View { m_axis, n_axis, mr, nr },
         OutputStoreSpec::Strides { row_byte_stride, col_byte_stride, .. } => {
@@ -494,16 +483,15 @@ fn on_int8_kernel(mut op: OptMatMul, weights_are: WeightsAre, amx: bool) -> OptM
     };
     for micro_op in &mut op.micro_ops {
         match micro_op {
-            ProtoFusedSpec::AddMatMul { packings, .. } => *packings = vec![(weights_are.packing(), None)],
+            ProtoFusedSpec::AddMatMul { packings, .. } => *packings = vec![(packing, None)],
             ProtoFusedSpec::Store(specs) => *specs = vec![tile(&specs[0])],
             ProtoFusedSpec::AddUnicast(spec, _, _) => *spec = tile(spec),
             _ => {}
         }
     }
-    op.mmm = vec![match (amx, wide) {
-        (true, true) => Box::new(CacheBlocked { kernel: AMX_WIDE_KERNEL.clone(), panel_bytes: amx_panel_bytes }),
-        (true, false) => Box::new(CacheBlocked { kernel: AMX_KERNEL.clone(), panel_bytes: amx_panel_bytes }),
-        _ => KERNEL.mmm(),
+    op.mmm = vec![match amx {
+        true => Box::new(CacheBlocked { kernel: AMX_WIDE_KERNEL.clone(), panel_bytes: amx_panel_bytes }),
+        false => KERNEL.mmm(),
     }];
     op.mode_picker = ModePicker::Single;
     op
@@ -512,11 +500,11 @@ fn on_int8_kernel(mut op: OptMatMul, weights_are: WeightsAre, amx: bool) -> OptM
 /// The bytes of one of AMX's panels, for [`CacheBlocked`]'s order of the tiles.
 fn amx_panel_bytes(format: &dyn MMMInputFormat, k: usize) -> Option<usize> {
     let format = format.downcast_ref::<PairFormat>()?;
-    let amx = [PairFormat::AmxWeights, PairFormat::AmxWideWeights, PairFormat::AmxActivations];
+    let amx = [PairFormat::AmxWideWeights, PairFormat::AmxActivations];
     amx.contains(format).then(|| format.panel_bytes(k))
 }
 
-const _: () = assert!(MR == NR && ROWS == COLS, "packing 1 reads a tile as its transpose");
+const _: () = assert!(MR == NR, "packing 1 reads a tile as its transpose");
 
 /// int8_matmul's kernel as a tract kernel: an MR x NR f32 tile, AddMatMul on the pair panels, the rest on the tile.
 static KERNEL: LazyLock<DynKernel<MR, NR, f32>> = LazyLock::new(|| {
@@ -531,31 +519,12 @@ static KERNEL: LazyLock<DynKernel<MR, NR, f32>> = LazyLock::new(|| {
     kernel
 });
 
-/// int8_amx's kernel as a tract kernel, as [`KERNEL`]: a ROWS x COLS tile, with the same three packings (weights
-/// packed in both of A's, as AMX loads them). The matmuls with the weights as tract's A run on [`AMX_WIDE_KERNEL`]:
-/// this one runs those with the weights as its B (packing 1).
-static AMX_KERNEL: LazyLock<DynKernel<ROWS, COLS, f32>> = LazyLock::new(|| {
-    let mut kernel = DynKernel::new("wrn_int8_amx", run_amx_kernel, PackedFormat::new(f32::datum_type(), ROWS, 64), {
-        PackedFormat::new(f32::datum_type(), COLS, 64)
-    });
-    kernel.packings = vec![
-        (Box::new(PairFormat::AmxWeights), Box::new(PairFormat::AmxActivations)),
-        (Box::new(PairFormat::AmxActivations), Box::new(PairFormat::AmxWeights)),
-        (Box::new(PairFormat::AmxWeights), Box::new(PairFormat::AmxActivations)),
-    ];
-    kernel
-});
-
-/// int8_amx's wide kernel as a tract kernel: a WIDE_ROWS x COLS tile, the weights as A (packings 0 and 2; packing 1,
-/// weights as B, is [`AMX_KERNEL`]'s, listed here only to keep the packings' numbers).
+/// int8_amx's wide kernel as a tract kernel, as [`KERNEL`]: a WIDE_ROWS x COLS tile, its one packing the weights as A
+/// (packed as AMX loads them; int8_plan transposes a product with the weights as B).
 static AMX_WIDE_KERNEL: LazyLock<DynKernel<WIDE_ROWS, COLS, f32>> = LazyLock::new(|| {
     let (a, b) = (PackedFormat::new(f32::datum_type(), WIDE_ROWS, 64), PackedFormat::new(f32::datum_type(), COLS, 64));
     let mut kernel = DynKernel::new("wrn_int8_amx_wide", run_amx_wide_kernel, a, b);
-    kernel.packings = vec![
-        (Box::new(PairFormat::AmxWideWeights), Box::new(PairFormat::AmxActivations)),
-        (Box::new(PairFormat::AmxActivations), Box::new(PairFormat::AmxWeights)),
-        (Box::new(PairFormat::AmxWideWeights), Box::new(PairFormat::AmxActivations)),
-    ];
+    kernel.packings = vec![(Box::new(PairFormat::AmxWideWeights), Box::new(PairFormat::AmxActivations))];
     kernel
 });
 
@@ -580,56 +549,23 @@ fn run_kernel(specs: &[FusedKerSpec<f32>]) -> isize {
     })
 }
 
-fn run_amx_kernel(specs: &[FusedKerSpec<f32>]) -> isize {
-    // SAFETY: this kernel runs only where AMX is (int8_plan), and int8_amx::available checks AVX-512F too.
-    #[cfg(target_arch = "x86_64")]
-    return unsafe { run_amx_tile(specs) };
-    #[cfg(not(target_arch = "x86_64"))]
-    unreachable!("AMX is x86_64 only: int8_amx::available() is false ({} ops)", specs.len())
-}
-
 fn run_amx_wide_kernel(specs: &[FusedKerSpec<f32>]) -> isize {
-    // SAFETY: as run_amx_kernel's.
+    // SAFETY: this kernel runs only where AMX is (int8_plan), and int8_amx::available checks AVX-512F too.
     #[cfg(target_arch = "x86_64")]
     return unsafe { run_amx_wide_tile(specs) };
     #[cfg(not(target_arch = "x86_64"))]
     unreachable!("AMX is x86_64 only: int8_amx::available() is false ({} ops)", specs.len())
 }
 
-/// [`run_amx_kernel`] with AVX-512F: the tile's epilogue on 16 lanes.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn run_amx_tile(specs: &[FusedKerSpec<f32>]) -> isize {
-    // SAFETY: the caller's: AVX-512F and AMX are here, the specs are tract's for one tile of this kernel.
-    unsafe { crate::int8_amx_tile::run(specs).unwrap_or_else(|| interpret_amx_tile(specs)) }
-}
-
-/// [`run_amx_wide_kernel`] with AVX-512F, as [`run_amx_tile`]; never transposed (weights as A only).
+/// [`run_amx_wide_kernel`] with AVX-512F: the tile's epilogue on 16 lanes, in registers.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn run_amx_wide_tile(specs: &[FusedKerSpec<f32>]) -> isize {
-    // SAFETY: as run_amx_tile's, for the wide kernel's tiles.
+    // SAFETY: the caller's: AVX-512F and AMX are here, the specs are tract's for one tile of this kernel.
     unsafe { crate::int8_amx_tile::run_wide(specs).unwrap_or_else(|| interpret_amx_wide_tile(specs)) }
 }
 
-/// The AMX kernel's tile by the interpreter alone: what int8_amx_tile declines, and its reference.
-///
-/// # Safety
-/// As [`run_amx_tile`].
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn interpret_amx_tile(specs: &[FusedKerSpec<f32>]) -> isize {
-    run_tile::<ROWS, COLS>(specs, &|k, pa, pb, packing| match packing {
-        // SAFETY: whole weight and activation panels of PairPanels for this k (64-byte aligned), on a machine with
-        // AMX (int8_plan chose this kernel only then).
-        0 | 2 => Some(unsafe { int8_amx::product_tile::<ROWS>(pa, pb, k) }),
-        // SAFETY: as above, activations then weights: the product is the tile's transpose, as run_tile holds it.
-        1 => Some(unsafe { int8_amx::product_tile::<ROWS>(pb, pa, k) }),
-        _ => None,
-    })
-}
-
-/// The wide AMX kernel's tile by the interpreter alone, as [`interpret_amx_tile`].
+/// The wide AMX kernel's tile by the interpreter alone: what int8_amx_tile declines, and its reference.
 ///
 /// # Safety
 /// As [`run_amx_wide_tile`].
@@ -637,8 +573,9 @@ pub(crate) unsafe fn interpret_amx_tile(specs: &[FusedKerSpec<f32>]) -> isize {
 #[target_feature(enable = "avx512f")]
 pub(crate) unsafe fn interpret_amx_wide_tile(specs: &[FusedKerSpec<f32>]) -> isize {
     run_tile_held::<WIDE_ROWS, COLS, false>(specs, &|k, pa, pb, packing| match packing {
-        // SAFETY: as interpret_amx_tile's, a wide weight panel.
-        0 | 2 => Some(unsafe { int8_amx::product_tile::<WIDE_ROWS>(pa, pb, k) }),
+        // SAFETY: a whole wide weight panel and a whole activation panel of PairPanels for this k (64-byte
+        // aligned), on a machine with AMX (int8_plan chose this kernel only then).
+        0 => Some(unsafe { int8_amx::product_tile::<WIDE_ROWS>(pa, pb, k) }),
         _ => None,
     })
 }
@@ -648,7 +585,7 @@ pub(crate) unsafe fn interpret_amx_wide_tile(specs: &[FusedKerSpec<f32>]) -> isi
 /// this kernel's packing). With the weights as tract's B (packing 1), the kernels' product is the tile's
 /// transpose, and so is the output's layout (a matmul's rows are its output's channels, contiguous along the
 /// pixels): the tile is then held transposed, so that neither the product nor the stores need a transposition.
-#[inline(always)] // into interpret_amx_tile, with its target features
+#[inline(always)] // into the kernels' functions, with their target features
 fn run_tile<const R: usize, const C: usize>(specs: &[FusedKerSpec<f32>], product: &Product<R, C>) -> isize {
     if specs.iter().any(|s| matches!(s, FusedKerSpec::AddMatMul { packing: 1, .. })) {
         run_tile_held::<R, C, true>(specs, product)
@@ -913,9 +850,7 @@ enum PairFormat {
     WeightRows,
     /// int16, NR columns a panel, with the column scales.
     Activations,
-    /// int8_amx's weights: int8, ROWS rows a panel, with the row scales (as tract's B).
-    AmxWeights,
-    /// The same, WIDE_ROWS rows a panel (as tract's A).
+    /// int8_amx's weights: int8, WIDE_ROWS rows a panel, with the row scales (as tract's A).
     AmxWideWeights,
     /// int8_amx's activations: int16 split in two bytes, COLS columns a panel, with the column scales.
     AmxActivations,
@@ -927,7 +862,6 @@ impl PairFormat {
             PairFormat::Weights => weight_panel_bytes(k),
             PairFormat::WeightRows => WEIGHT_ROWS_HEADER,
             PairFormat::Activations => activation_panel_bytes(k),
-            PairFormat::AmxWeights => int8_amx::weight_panel_bytes::<ROWS>(k),
             PairFormat::AmxWideWeights => int8_amx::weight_panel_bytes::<WIDE_ROWS>(k),
             PairFormat::AmxActivations => int8_amx::activation_panel_bytes(k),
         }
@@ -994,7 +928,7 @@ impl MMMInputFormat for PairFormat {
 
     fn precursor(&self) -> WeightType {
         match self {
-            PairFormat::Weights | PairFormat::WeightRows | PairFormat::AmxWeights | PairFormat::AmxWideWeights => {
+            PairFormat::Weights | PairFormat::WeightRows | PairFormat::AmxWideWeights => {
                 WeightType::Plain(i8::datum_type())
             }
             PairFormat::Activations | PairFormat::AmxActivations => WeightType::Plain(f32::datum_type()),
@@ -1005,7 +939,6 @@ impl MMMInputFormat for PairFormat {
         match self {
             PairFormat::Weights | PairFormat::WeightRows => MR,
             PairFormat::Activations => NR,
-            PairFormat::AmxWeights => ROWS,
             PairFormat::AmxWideWeights => WIDE_ROWS,
             PairFormat::AmxActivations => COLS,
         }
