@@ -64,6 +64,37 @@ impl Im2col {
         Ok(Im2col { patches, ..Im2col::new(k_offsets, unsigned(geometry.patch.centers_offsets())?) })
     }
 
+    /// The same values where they lie in the tensor (of `input_shape`, contiguous) that a tensor of `shape` takes
+    /// every `stride`-th element of along `axis`, from `modulo` (tract's Downsample). A matrix's only: None for a
+    /// convolution's patches.
+    pub fn subsampled(
+        &self,
+        shape: &[usize],
+        input_shape: &[usize],
+        (axis, stride, modulo): (usize, usize, usize),
+    ) -> Option<Im2col> {
+        if self.patches.is_some() || shape.len() != input_shape.len() {
+            return None;
+        }
+        let strides =
+            |shape: &[usize]| -> Vec<usize> { (0..shape.len()).map(|a| shape[a + 1..].iter().product()).collect() };
+        let (out, input) = (strides(shape), strides(input_shape));
+        // An offset's coordinates, each axis's moved to the input's: subsampling is affine on each axis, so the
+        // offsets of k and of n (on other axes) map apart and still add; `modulo` is counted once, with k's.
+        let map = |offset: usize, from: usize| -> usize {
+            let mut rest = offset;
+            let mut mapped = 0;
+            for (a, (&o, &i)) in out.iter().zip(&input).enumerate() {
+                let coordinate = rest / o;
+                rest %= o;
+                mapped += if a == axis { coordinate * stride + from } else { coordinate } * i;
+            }
+            mapped
+        };
+        let k_offsets = self.k_offsets.iter().map(|&o| map(o, modulo)).collect();
+        Some(Im2col::new(k_offsets, self.n_offsets.iter().map(|&o| map(o, 0)).collect()))
+    }
+
     pub fn k(&self) -> usize {
         self.k_offsets.len()
     }
@@ -242,6 +273,39 @@ mod tests {
         // A 1x1 convolution's matrix: rows of 40 pixels, and its transpose.
         check_panels::<8>(&Im2col::matrix(6, 40, 40, 1), &values);
         check_panels::<16>(&Im2col::matrix(40, 1, 6, 40), &values);
+    }
+
+    /// A 1x1 convolution of stride 2's matrix, read through tract's two Downsamples: each value where the
+    /// subsampled tensor took it from.
+    #[test]
+    fn subsampled_matrices_read_the_subsampled_values() {
+        // A tensor (1, C, H, W) whose values are their own offsets, subsampled as tract does for a 1x1 convolution
+        // of stride 2 (every other row, then every other column; odd sizes, and from 1 as well as 0), then read as
+        // a C x (H' W') matrix.
+        for (c, h, w, modulo) in [(3usize, 6usize, 8usize, 0usize), (2, 7, 5, 0), (2, 7, 9, 1)] {
+            let (h2, w2) = ((h - modulo).div_ceil(2), (w - modulo).div_ceil(2));
+            let (full, rows, both) = ([1, c, h, w], [1, c, h2, w], [1, c, h2, w2]);
+            let matrix = Im2col::matrix(c, h2 * w2, h2 * w2, 1);
+            let in_rows = matrix.subsampled(&both, &rows, (3, 2, modulo)).unwrap();
+            let in_full = in_rows.subsampled(&rows, &full, (2, 2, modulo)).unwrap();
+            for (k, y, x) in (0..c).flat_map(|k| (0..h2).flat_map(move |y| (0..w2).map(move |x| (k, y, x)))) {
+                let expected = (k * h + 2 * y + modulo) * w + 2 * x + modulo;
+                assert_eq!(in_full.offset(k, y * w2 + x), expected, "{c}x{h}x{w} from {modulo}: ({k}, {y}, {x})");
+            }
+            assert_eq!(in_full.extent(), in_full.offset(c - 1, h2 * w2 - 1) + 1);
+        }
+        // A convolution's patches read its padded input: not subsampled here.
+        let pool = PoolSpec {
+            data_format: DataFormat::NCHW,
+            kernel_shape: tvec![3, 3],
+            padding: PaddingSpec::Valid,
+            dilations: None,
+            strides: None,
+            input_channels: 2,
+            output_channels: 4,
+        };
+        let conv = Im2col::conv(&pool, &[1, 2, 6, 6], 2).unwrap();
+        assert!(conv.subsampled(&[1, 2, 6, 6], &[1, 2, 12, 6], (2, 2, 0)).is_none());
     }
 
     /// A convolution's column maxima found once (per pixel, then per row of taps) are each column's largest |x| over

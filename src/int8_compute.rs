@@ -37,7 +37,9 @@ use tract_linalg::multithread::{Executor, current_tract_executor, par_chunks_mut
 use tract_linalg::pack::PackedFormat;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
+use tract_onnx::tract_core::ops::change_axes::IntoShape;
 use tract_onnx::tract_core::ops::cnn::{Conv, PoolSpec};
+use tract_onnx::tract_core::ops::downsample::Downsample;
 use tract_onnx::tract_core::ops::konst::Const;
 use tract_onnx::tract_core::ops::matmul::ModePicker;
 use tract_onnx::tract_core::ops::matmul::optimized::{MatMulOperand, OptMatMul, ProtoFusedSpec};
@@ -277,7 +279,46 @@ fn activations_source(
     };
     let agrees = packed_fact.k == im2col.k().to_dim() && packed_fact.mn == im2col.n().to_dim();
     let fits = im2col.extent() <= shape.iter().product();
-    Ok((agrees && fits).then_some((*tensor, im2col)))
+    if !(agrees && fits) {
+        return Ok(None);
+    }
+    Ok(Some(through_subsampling(model, *tensor, im2col)?))
+}
+
+/// Where the values at `im2col` of `tensor` lie in the tensor it subsamples, if it does: through tract's Downsamples
+/// (a 1x1 convolution of stride 2 keeps every other row, then every other column, each a copy) and the reshapes
+/// between them. The quantiser then reads the subsampled values in place, and the copies are not made.
+fn through_subsampling(
+    model: &TypedModel,
+    mut tensor: OutletId,
+    mut im2col: Im2col,
+) -> TractResult<(OutletId, Im2col)> {
+    loop {
+        let node = model.node(tensor.node);
+        let [input] = node.inputs.as_slice() else { break };
+        let (Some(shape), Some(input_shape)) =
+            (model.outlet_fact(tensor)?.shape.as_concrete(), model.outlet_fact(*input)?.shape.as_concrete())
+        else {
+            break;
+        };
+        if let Some(reshape) = node.op_as::<IntoShape>() {
+            // The same values in the same order (both contiguous): the same offsets.
+            if reshape.strides != Tensor::natural_strides(&reshape.dims) {
+                break;
+            }
+        } else if let Some(down) = node.op_as::<Downsample>().filter(|d| d.stride > 0) {
+            let Some(subsampled) =
+                im2col.subsampled(shape, input_shape, (down.axis, down.stride as usize, down.modulo))
+            else {
+                break;
+            };
+            im2col = subsampled;
+        } else {
+            break;
+        }
+        tensor = *input;
+    }
+    Ok((tensor, im2col))
 }
 
 /// Whether tract's lazy im2col `node` reads an input of `shape` as `im2col` says: its first and last panels made from
