@@ -11,6 +11,7 @@ pub mod decode;
 mod embedded;
 mod error;
 mod fold_weights;
+mod fuse_through_reshape;
 mod im2col;
 pub mod int8_amx;
 #[cfg(target_arch = "x86_64")]

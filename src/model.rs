@@ -172,6 +172,7 @@ impl Model {
         let int8_matmuls = int8_compute::int8_matmuls(&model);
         let int8_amx_matmuls = int8_compute::amx_matmuls(&model);
         let int8_weights_in_place = int8_compute::weights_in_place(&model);
+        crate::fuse_through_reshape::fuse_scalar_bounds(&mut model)?;
         let plan = model.into_runnable()?;
         let model = Model {
             plan,
