@@ -1,6 +1,7 @@
 //! AMX's tile kernels alone (x86-64 Linux with AMX): ns per 256 outputs (a 16 x 16 tile) and per tile multiply, for
-//! the K of WRN-50-2's matmuls, the 16-row kernel against the wide (32-row) one in the same run, with the panels hot
-//! in cache and with the weights streamed from memory as a layer streams them.
+//! the K of WRN-50-2's matmuls, a 16-row kernel (no matmul runs on it since every product is put on the wide one: the
+//! baseline) against the wide (32-row) one in the same run, with the panels hot in cache and with the weights
+//! streamed from memory as a layer streams them.
 //! `cargo run --release --example amx_kernel`
 
 #[cfg(target_arch = "x86_64")]

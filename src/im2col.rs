@@ -79,6 +79,14 @@ impl Im2col {
         let strides =
             |shape: &[usize]| -> Vec<usize> { (0..shape.len()).map(|a| shape[a + 1..].iter().product()).collect() };
         let (out, input) = (strides(shape), strides(input_shape));
+        // An offset's coordinate on axis a (the offsets lie in the tensor).
+        let coordinate = |offset: usize, a: usize| offset / out[a] % shape[a];
+        let largest = |offsets: &[usize], a: usize| offsets.iter().map(|&o| coordinate(o, a)).max().unwrap_or(0);
+        // k's and n's coordinates must add without a carry from one axis into the next, or the offsets that add in
+        // this tensor would not in the other.
+        if (0..shape.len()).any(|a| largest(&self.k_offsets, a) + largest(&self.n_offsets, a) >= shape[a]) {
+            return None;
+        }
         // An offset's coordinates, each axis's moved to the input's: subsampling is affine on each axis, so the
         // offsets of k and of n (on other axes) map apart and still add; `modulo` is counted once, with k's.
         let map = |offset: usize, from: usize| -> usize {
@@ -294,6 +302,10 @@ mod tests {
             }
             assert_eq!(in_full.extent(), in_full.offset(c - 1, h2 * w2 - 1) + 1);
         }
+        // Offsets whose coordinates carry into the next axis when added (6 + 3 columns of 7) map apart wrongly:
+        // not subsampled.
+        let carrying = Im2col::new(vec![0, 6], vec![0, 3]);
+        assert!(carrying.subsampled(&[1, 1, 2, 7], &[1, 1, 2, 14], (3, 2, 0)).is_none());
         // A convolution's patches read its padded input: not subsampled here.
         let pool = PoolSpec {
             data_format: DataFormat::NCHW,

@@ -31,7 +31,7 @@ use crate::int8_matmul::{
     ColumnRun, activation_qmax, column_max_abs_portable, column_scales, gather_runs, scaled, write_scales,
 };
 
-/// Rows of a weight panel and of a tile (an AMX tile's 16 rows).
+/// Rows of an AMX tile, and of each half of the kernel's tile that int8_amx_tile holds in registers.
 pub const ROWS: usize = 16;
 /// Rows of a wide weight panel and of the wide kernel's tile: two AMX tiles.
 pub const WIDE_ROWS: usize = 2 * ROWS;

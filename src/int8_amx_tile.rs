@@ -326,9 +326,11 @@ mod tests {
             let last_row = (0..COLS).map(|c| reference[(R - 1) * row + c * col]);
             assert!(last_row.into_iter().any(|v| v.is_finite() && v != 0.0), "the last weight row");
         }
-        // Two products, or a packing the kernel has not: the interpreter's (which declines the packing too).
+        // Two products, or a packing the kernel has not: the interpreter's, which declines the packing too.
         let two = vec![FusedKerSpec::AddMatMul { k, pa, pb, packing: 0 }; 2];
         let other = vec![FusedKerSpec::Clear, FusedKerSpec::AddMatMul { k, pa, pb, packing: 1 }, FusedKerSpec::Done];
+        // SAFETY: as above; nothing runs.
+        assert_eq!(unsafe { interpret_amx_wide_tile(&other) }, 1);
         for specs in [two, other] {
             // SAFETY: as above; nothing runs.
             assert_eq!(unsafe { run_wide(&specs) }, None);

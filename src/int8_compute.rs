@@ -91,7 +91,8 @@ pub fn weights_read_as_rows() -> bool {
 }
 
 /// Which operand of tract's matmul holds the weights, and how. tract puts the activations first when they have more
-/// rows than the weights (1x1 convolutions on large images): the tile is then the transpose of int8_matmul's.
+/// rows than the weights (1x1 convolutions on large images): the tile is then the transpose of int8_matmul's. (On
+/// AMX, int8_plan transposes such a product back: the weights are always A there.)
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum WeightsAre {
     /// A, as rows ([`PairFormat::WeightRows`]): on one thread.
@@ -307,9 +308,9 @@ fn through_subsampling(
                 break;
             }
         } else if let Some(down) = node.op_as::<Downsample>().filter(|d| d.stride > 0) {
-            let Some(subsampled) =
-                im2col.subsampled(shape, input_shape, (down.axis, down.stride as usize, down.modulo))
-            else {
+            let fits = |i: &Im2col| i.extent() <= input_shape.iter().product();
+            let through = (down.axis, down.stride as usize, down.modulo);
+            let Some(subsampled) = im2col.subsampled(shape, input_shape, through).filter(fits) else {
                 break;
             };
             im2col = subsampled;

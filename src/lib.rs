@@ -42,6 +42,8 @@ pub use classifier::Classifier;
 pub use decode::{DecodedImage, decode_image};
 pub use error::{Error, Result};
 #[doc(hidden)]
+pub use fuse_through_reshape::turn_off as fuse_bounds_off;
+#[doc(hidden)]
 pub use int8_compute::{quantize_convolution_patches, quantize_from_tract_panels};
 pub use manifest::Manifest;
 pub use model::{NodeTime, Profile, WeightMemory};

@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use wrn_wasm::{Classifier, Rgba, WeightMemory, int8_amx, quantize_from_tract_panels, winograd_off};
+use wrn_wasm::{Classifier, Rgba, WeightMemory, fuse_bounds_off, int8_amx, quantize_from_tract_panels, winograd_off};
 
 #[test]
 fn activations_gathered_from_the_tensor_give_the_logits_of_tract_panels() {
@@ -22,12 +22,18 @@ fn activations_gathered_from_the_tensor_give_the_logits_of_tract_panels() {
         assert_eq!((nodes_of(&from_panels, "QuantizeActivations"), nodes_of(&gathered, "QuantizeGathered")), (54, 54));
         // The downsampling convolutions' quantisers read the values tract's Downsamples would copy, in place.
         assert_eq!((nodes_of(&from_panels, "Downsample"), nodes_of(&gathered, "Downsample")), (6, 0));
-        // Every ReLU fused into its convolution's matmul, those after a reshape too (src/fuse_through_reshape.rs).
+        // Every ReLU fused into its convolution's matmul, those after a reshape too (src/fuse_through_reshape.rs):
+        // the same logits as with the 17 of those apart.
         assert_eq!(nodes_of(&gathered, "OptMaxByScalar"), 0);
+        fuse_bounds_off(true);
+        let apart = Classifier::embedded_with(WeightMemory::Int8Compute).unwrap();
+        fuse_bounds_off(false);
+        assert_eq!(nodes_of(&apart, "OptMaxByScalar"), 17);
         for name in ["chelsea.png", "rocket.jpg"] {
             let (rgba, w, h) = load_rgba(&sample(name));
             let x = gathered.preprocess(Rgba::new(&rgba, w, h).unwrap()).unwrap();
             let expected = from_panels.logits(x.clone()).unwrap();
+            assert_eq!(apart.logits(x.clone()).unwrap(), expected, "{name}, on AMX: {amx}, ReLUs apart");
             assert_eq!(gathered.logits(x).unwrap(), expected, "{name}, on AMX: {amx}");
         }
     }
