@@ -38,9 +38,8 @@ pub fn fuse_scalar_bounds(model: &mut TypedModel) -> TractResult<usize> {
             fused += 1;
         }
     }
-    if fused > 0 {
-        model.compact()?;
-    }
+    // The nodes left behind are not compacted away (3 ms of a native load): the plan runs only what the outputs
+    // need, and frees each value after its last reader in its own order.
     Ok(fused)
 }
 
