@@ -90,14 +90,9 @@ impl Im2col {
         // An offset's coordinates, each axis's moved to the input's: subsampling is affine on each axis, so the
         // offsets of k and of n (on other axes) map apart and still add; `modulo` is counted once, with k's.
         let map = |offset: usize, from: usize| -> usize {
-            let mut rest = offset;
-            let mut mapped = 0;
-            for (a, (&o, &i)) in out.iter().zip(&input).enumerate() {
-                let coordinate = rest / o;
-                rest %= o;
-                mapped += if a == axis { coordinate * stride + from } else { coordinate } * i;
-            }
-            mapped
+            let moved =
+                |a: usize| if a == axis { coordinate(offset, a) * stride + from } else { coordinate(offset, a) };
+            (0..shape.len()).map(|a| moved(a) * input[a]).sum()
         };
         let k_offsets = self.k_offsets.iter().map(|&o| map(o, modulo)).collect();
         Some(Im2col::new(k_offsets, self.n_offsets.iter().map(|&o| map(o, 0)).collect()))

@@ -196,8 +196,8 @@ fn amx_weight_panels(q: &[i8], (m, k, row_stride): (usize, usize, usize), scales
         k,
         || (),
         |_, i, out| {
-            let (first, rows) = (i * WIDE_ROWS, m.min(i * WIDE_ROWS + WIDE_ROWS));
-            let rows: TVec<&[i8]> = (first..rows).map(|r| &q[r * row_stride..][..k]).collect();
+            let (first, end) = (i * WIDE_ROWS, m.min(i * WIDE_ROWS + WIDE_ROWS));
+            let rows: TVec<&[i8]> = (first..end).map(|r| &q[r * row_stride..][..k]).collect();
             int8_amx::pack_weight_panel::<WIDE_ROWS>(out, k, &scales[first..][..rows.len()], &rows);
             Ok(())
         },
@@ -420,9 +420,9 @@ fn int8_plan(
     // On AMX the weights are always A, for the wide kernel, which loads each activation tile once for two weight
     // tiles (a kernel of 16 rows, the weights as B, loaded it once for one: 12.5% of an inference, perf, against
     // 10% on the wide kernel).
-    let (op, weights_are) = match weights_are {
-        WeightsAre::B if amx => (transposed(op.clone()), WeightsAre::APacked),
-        _ => (op.clone(), weights_are),
+    let (op, weights_are) = match (op.clone(), weights_are) {
+        (op, WeightsAre::B) if amx => (transposed(op), WeightsAre::APacked),
+        planned => planned,
     };
     let node = model.node(id);
     let weights_fact = pair_fact(model.outlet_fact(node.inputs[weights_input])?.exotic_fact(), weights_are.format(amx));
