@@ -12,6 +12,8 @@ mod embedded;
 mod error;
 mod fold_weights;
 mod fuse_through_reshape;
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+mod heap;
 mod im2col;
 pub mod int8_amx;
 #[cfg(target_arch = "x86_64")]
@@ -26,6 +28,7 @@ pub mod manifest;
 pub mod model;
 mod model_bytes;
 mod optimiser;
+mod pad_once;
 pub mod preprocess;
 mod proto_split;
 pub mod resample;

@@ -134,6 +134,8 @@ impl Model {
         output_len: usize,
         weights: WeightMemory,
     ) -> Result<Model> {
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        crate::heap::keep_buffers();
         // Load code in wasm: V8 runs each function first as its baseline compiler made it, and recompiles the ones
         // that get hot in the background, on threads that share the cores with the load. A function this load calls
         // once gains nothing from it (the new code serves its next call), and a large one costs the most to recompile.
@@ -173,6 +175,7 @@ impl Model {
         let int8_amx_matmuls = int8_compute::amx_matmuls(&model);
         let int8_weights_in_place = int8_compute::weights_in_place(&model);
         crate::fuse_through_reshape::fuse_scalar_bounds(&mut model)?;
+        crate::pad_once::pad_in_one_pass(&mut model)?;
         let plan = model.into_runnable()?;
         let model = Model {
             plan,

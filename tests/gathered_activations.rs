@@ -22,6 +22,8 @@ fn activations_gathered_from_the_tensor_give_the_logits_of_tract_panels() {
         assert_eq!((nodes_of(&from_panels, "QuantizeActivations"), nodes_of(&gathered, "QuantizeGathered")), (54, 54));
         // The downsampling convolutions' quantisers read the values tract's Downsamples would copy, in place.
         assert_eq!((nodes_of(&from_panels, "Downsample"), nodes_of(&gathered, "Downsample")), (6, 0));
+        // Every padding before an im2col convolution written in one pass (src/pad_once.rs, tested against tract's).
+        assert_eq!((nodes_of(&gathered, "Pad"), nodes_of(&gathered, "PadOnce")), (0, 17));
         // Every ReLU fused into its convolution's matmul, those after a reshape too (src/fuse_through_reshape.rs):
         // the same logits as with the 17 of those apart.
         assert_eq!(nodes_of(&gathered, "OptMaxByScalar"), 0);
