@@ -12,7 +12,6 @@ mod embedded;
 mod error;
 mod fold_weights;
 mod fuse_through_reshape;
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod heap;
 mod im2col;
 pub mod int8_amx;

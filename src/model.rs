@@ -98,6 +98,9 @@ impl std::fmt::Debug for Model {
 impl Model {
     /// Decodes ONNX bytes, folds constant weight dequantisation, types the graph for `input_shape` and optimises it,
     /// keeping the weights as `weights` says.
+    ///
+    /// With glibc (Linux), every load sets malloc's mmap and trim thresholds for the whole process (32 and 64 MiB),
+    /// so that an inference's buffers are reused rather than mapped afresh (src/heap.rs).
     pub fn from_onnx(bytes: &[u8], input_shape: &[usize], output_len: usize, weights: WeightMemory) -> Result<Model> {
         Model::load(bytes, None, input_shape, output_len, weights)
     }
@@ -134,7 +137,6 @@ impl Model {
         output_len: usize,
         weights: WeightMemory,
     ) -> Result<Model> {
-        #[cfg(all(target_os = "linux", target_env = "gnu"))]
         crate::heap::keep_buffers();
         // Load code in wasm: V8 runs each function first as its baseline compiler made it, and recompiles the ones
         // that get hot in the background, on threads that share the cores with the load. A function this load calls
@@ -147,7 +149,7 @@ impl Model {
         // packed (measured in Node: 88 MB after the load, 95 after inferences, of which 70 are the file).
         let weights_in_place =
             lasting_bytes.is_some() && weights == WeightMemory::Int8Compute && int8_compute::weights_read_as_rows();
-        reserve_memory(if weights_in_place { bytes.len() / 4 } else { bytes.len() });
+        crate::heap::reserve_memory(if weights_in_place { bytes.len() / 4 } else { bytes.len() });
         let int8 = weights != WeightMemory::F32;
         // With int8 weights, the large ones are read in place (proto_split); f32 weights would be copies anyway.
         let (split_bytes, split) = if int8 { split_weights(bytes).unzip() } else { (None, None) };
@@ -309,20 +311,6 @@ pub(crate) fn declutter_without_change_axes() -> tract_onnx::tract_core::optim::
 #[inline(never)] // a step of Model::from_onnx
 fn drop_model(proto: ModelProto) {
     drop(proto);
-}
-
-/// Grows wasm's memory in one step by about what a load will hold: the weights (with int8 weights, about the size of
-/// the file; f32 weights hold four times as much, and grow the memory further as they go) and the graph around them
-/// (a quarter more covers WRN-50-2's). The allocator grows the memory as it runs out, often by one
-/// 64 KB page, and V8 answers grown memory with full garbage collections of the JS heap: ~14 in a load of the
-/// embedded model in Node. One block allocated and freed at once grows the memory once, and the allocator serves the
-/// load from it (freed memory is reused; wasm's memory never shrinks). Measured in Node: 3 collections, ~10% off the
-/// load, and no more memory once the first inference has run (165 MB against 167).
-fn reserve_memory(model_bytes: usize) {
-    if cfg!(target_arch = "wasm32") {
-        // black_box: an allocation nothing reads may be optimised away.
-        drop(std::hint::black_box(Vec::<u8>::with_capacity(model_bytes + model_bytes / 4)));
-    }
 }
 
 /// Runs matrix products on `n` threads from now on (1: single-threaded). Results are the same bit for bit: tract splits
