@@ -23,12 +23,13 @@ const MMAP_THRESHOLD: i32 = 32 << 20;
 /// the settings; elsewhere (wasm, whose memory never shrinks; other C libraries) it does nothing and returns false.
 ///
 /// An inference frees and allocates the same buffers each time, megabytes each: tract's tensors, the quantisers'
-/// panels. By default glibc gives freed memory back to the system (a block at or above its mmap threshold, which
-/// starts at 128 KiB and follows the largest such block freed, is unmapped; the heap's free top is trimmed past twice
-/// that), and it comes back as fresh pages, each a page fault on its first write: natively, hundreds to thousands an
-/// inference, more or fewer with the order of what else the heap holds. Fixed thresholds of 32 MiB (the largest glibc
-/// would reach by itself) and 64 MiB (twice that, as it would set with it) keep every buffer under 32 MiB in the heap.
-/// Buffers beyond that (larger inputs than WRN-50-2's at 224 x 224) are still mapped and unmapped.
+/// panels. By default glibc gives freed memory back to the system: it maps each block at or above its mmap threshold
+/// (128 KiB at first, then the largest such block freed) apart and unmaps it when freed, and trims the heap's free
+/// top past twice that threshold. The memory comes back as fresh pages, each a page fault on its first write:
+/// natively, hundreds to thousands an inference, more or fewer with the order of what else the heap holds. Fixed
+/// thresholds of 32 MiB (the largest glibc would reach by itself) and 64 MiB (twice that, as it would set with it)
+/// keep every buffer under 32 MiB in the heap. Buffers beyond that (larger inputs than WRN-50-2's at 224 x 224) are
+/// still mapped and unmapped.
 pub fn keep_buffers() -> bool {
     #[cfg(all(target_os = "linux", target_env = "gnu", target_pointer_width = "64"))]
     {
