@@ -22,7 +22,7 @@ pub fn pad_in_one_pass(model: &mut TypedModel) -> TractResult<usize> {
         if input.datum_type != f32::datum_type() || input.is_exotic() {
             continue;
         }
-        let op = PadOnce { pads: pad.pads.clone(), value: value.cast_to_scalar::<f32>()?.to_bits() };
+        let op = PadOnce { value: value.cast_to_scalar::<f32>()?.to_bits(), pad: pad.clone() };
         let patch = TypedModelPatch::replace_single_op(model, node, &node.inputs, op)?;
         crate::optimiser::apply(patch, model)?;
         replaced += 1;
@@ -30,10 +30,11 @@ pub fn pad_in_one_pass(model: &mut TypedModel) -> TractResult<usize> {
     Ok(replaced)
 }
 
-/// A constant padding of an f32 tensor: `pads` (before, after) on each axis, `value` (f32 bits) in the padding.
+/// A constant padding of an f32 tensor: tract's `pad` (its `pads`, before and after on each axis, and its facts),
+/// with its constant as f32 (`value`, its bits).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PadOnce {
-    pads: Vec<(usize, usize)>,
+    pad: Pad,
     value: u32,
 }
 
@@ -41,7 +42,7 @@ impl PadOnce {
     /// `input` (of `shape`) padded into `out`, row by row.
     fn pad(&self, input: &[f32], shape: &[usize], out: &mut [f32]) {
         let value = f32::from_bits(self.value);
-        let Some((&(before, after), outer_pads)) = self.pads.split_last() else {
+        let Some((&(before, after), outer_pads)) = self.pad.pads.split_last() else {
             out.copy_from_slice(input);
             return;
         };
@@ -81,7 +82,7 @@ impl Op for PadOnce {
     }
 
     fn info(&self) -> TractResult<Vec<String>> {
-        Ok(vec![format!("pads: {:?}, value: {}", self.pads, f32::from_bits(self.value))])
+        Ok(vec![format!("pads: {:?}, value: {}", self.pad.pads, f32::from_bits(self.value))])
     }
 
     op_as_typed_op!();
@@ -92,8 +93,9 @@ impl EvalOp for PadOnce {
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let input = args_1!(inputs);
-        ensure!(input.rank() == self.pads.len(), "{} pads for a tensor of rank {}", self.pads.len(), input.rank());
-        let shape: TVec<usize> = input.shape().iter().zip(&self.pads).map(|(&d, &(b, a))| b + d + a).collect();
+        let pads = &self.pad.pads;
+        ensure!(input.rank() == pads.len(), "{} pads for a tensor of rank {}", pads.len(), input.rank());
+        let shape: TVec<usize> = input.shape().iter().zip(pads).map(|(&d, &(b, a))| b + d + a).collect();
         // SAFETY: every element is written by `pad`, which writes each row of the output whole.
         let mut out = unsafe { Tensor::uninitialized::<f32>(&shape)? };
         let view = input.try_as_plain_ram()?;
@@ -103,13 +105,9 @@ impl EvalOp for PadOnce {
 }
 
 impl TypedOp for PadOnce {
+    /// tract's Pad's, which this pads as.
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        let mut fact = inputs[0].without_value();
-        ensure!(self.pads.len() == fact.rank(), "{} pads for a tensor of rank {}", self.pads.len(), fact.rank());
-        for (axis, &(before, after)) in self.pads.iter().enumerate() {
-            fact.shape.set(axis, fact.shape[axis].clone() + before + after);
-        }
-        Ok(tvec!(fact))
+        self.pad.output_facts(inputs)
     }
 
     as_op!();
@@ -124,7 +122,7 @@ mod tests {
         let len = shape.iter().product::<usize>();
         let input = Tensor::from_shape(shape, &(1..=len).map(|i| i as f32).collect::<Vec<_>>()).unwrap();
         let tract = Pad { pads: pads.to_vec(), mode: PadMode::Constant(Arc::new(value.into())) };
-        let once = PadOnce { pads: pads.to_vec(), value: value.to_bits() };
+        let once = PadOnce { pad: tract.clone(), value: value.to_bits() };
         let ctx = EvalContext::out_of_plan();
         let expected = tract.eval(&ctx, tvec![input.clone().into_tvalue()]).unwrap();
         let got = once.eval(&ctx, tvec![input.into_tvalue()]).unwrap();
